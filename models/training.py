@@ -1,0 +1,26 @@
+"""What every custom ``train_step`` shares: one optimizer step on one loss.
+
+Losses are means over the replica's batch. Under ``tf.distribute`` the optimizer *sums*
+gradients across replicas, so the gradient is scaled by ``1 / num_replicas`` (the same scaling
+Keras applies to its built-in losses); under mixed precision a ``LossScaleOptimizer`` multiplies
+by its dynamic loss scale here and divides it out when applying. The scale is passed to
+``tape.gradient`` as the output gradient, so the loss tensor itself stays as the model logs it.
+"""
+
+import tensorflow as tf
+
+
+def minimize(tape, optimizer, loss, variables):
+    """Apply ``optimizer`` to ``variables`` on the gradient of ``loss`` recorded by ``tape``."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    scale = tf.cast(optimizer.scale_loss(tf.constant(1.0 / replicas)), loss.dtype)
+    grads = tape.gradient(loss, variables, output_gradients=scale)
+    optimizer.apply_gradients(zip(grads, variables))
+    return grads
+
+
+def build_optimizers(pairs):
+    """Create optimizer slots up front (``pairs`` of optimizer, variables) so checkpoints restore them."""
+    for optimizer, variables in pairs:
+        if not optimizer.built:
+            optimizer.build(variables)

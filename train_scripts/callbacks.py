@@ -1,0 +1,263 @@
+"""Small callbacks of ours; everything else is Keras's own (BackupAndRestore, CSVLogger, TensorBoard,
+ModelCheckpoint, TerminateOnNaN).
+
+A Keras "epoch" in this toolkit is one logging interval of ``log_every`` training steps, so the
+per-epoch machinery of Keras (metric means, CSV rows, checkpoints) works at step granularity.
+"""
+
+import csv
+import json
+import math
+import os
+import signal
+import tempfile
+import time
+
+import keras
+import numpy as np
+
+from data.errors import I2IError
+
+
+class StepInfo(keras.callbacks.Callback):
+    """Adds ``step`` and cumulative ``wall_time_s`` to each epoch's logs (before CSVLogger writes them).
+
+    Also fills the validation keys with NaN on epochs without validation, so the CSV keeps one
+    fixed set of columns whether or not the first logged epoch validated.
+    """
+
+    def __init__(self, steps_per_epoch, wall_time_offset=0.0, val_keys=()):
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+        self.offset = wall_time_offset
+        self.val_keys = list(val_keys)
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        logs["step"] = (epoch + 1) * self.steps_per_epoch
+        logs["wall_time_s"] = self.offset + time.perf_counter() - self._start
+        for key in self.val_keys:
+            logs.setdefault(key, float("nan"))
+
+
+class TerminateOnNonFinite(keras.callbacks.TerminateOnNaN):
+    """``TerminateOnNaN`` for models with several losses: stops on a NaN/Inf in any logged value.
+
+    Raises at once (``raise_error`` behaviour), before any checkpoint of that step is written, with
+    a message naming the step and the last good checkpoint.
+    """
+
+    def __init__(self, steps_per_epoch, backup):
+        super().__init__(raise_error=True)
+        self.steps_per_epoch, self.backup = steps_per_epoch, backup
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        bad = {k: v for k, v in (logs or {}).items() if not np.all(np.isfinite(np.asarray(v, dtype=np.float64)))}
+        if bad:
+            step = self._epoch * self.steps_per_epoch + batch + 1
+            good = self.backup.saved_epoch() * self.steps_per_epoch
+            raise I2IError(
+                f"non-finite loss at step {step} ({', '.join(f'{k}={float(np.asarray(v))}' for k, v in bad.items())}); "
+                f"training stopped. The last good checkpoint (step {good}) is kept in {self.backup.backup_dir}; "
+                "lower the learning rate or check the data, then run again."
+            )
+
+
+class GracefulInterrupt(keras.callbacks.Callback):
+    """First Ctrl-C: finish the current logging interval, save a checkpoint, stop. Second Ctrl-C: stop now."""
+
+    def __init__(self, backup, steps_per_epoch):
+        super().__init__()
+        self.backup, self.steps_per_epoch = backup, steps_per_epoch
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping after this logging interval and saving a checkpoint (Ctrl-C again to stop now)",
+              flush=True)
+
+    def on_train_begin(self, logs=None):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread
+            self._previous = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.requested:
+            self.backup._current_epoch = epoch + 1
+            self.backup._save_model()
+            self.model.stop_training = True
+            print(f"checkpoint saved at step {(epoch + 1) * self.steps_per_epoch}. "
+                  "Run the same command again to resume.", flush=True)
+
+    def on_train_end(self, logs=None):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class IntervalModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint`` of the weights every ``every_epochs`` epochs and at the last epoch."""
+
+    def __init__(self, filepath, every_epochs, total_epochs):
+        super().__init__(filepath, save_weights_only=True, save_freq="epoch")
+        self.every, self.total = max(1, every_epochs), total_epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0 or epoch + 1 == self.total:
+            super().on_epoch_end(epoch, logs)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` whose saves are atomic and happen every ``save_every`` epochs.
+
+    Keras writes the weights file in place and the epoch counter afterwards, so a kill during a
+    save can leave a corrupt file or weights that do not match the counter. Here both are
+    written to temporary files and moved into place with ``os.replace`` - weights first, then
+    the counter - so the folder always holds a consistent state. The last epoch is always saved.
+    """
+
+    def __init__(self, backup_dir, save_every=1, total_epochs=None):
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
+        self.save_every = max(1, int(save_every))
+        self.total_epochs = total_epochs
+
+    def saved_epoch(self):
+        """Number of epochs completed in the backup (0 when there is none)."""
+        try:
+            with open(self._training_metadata_path) as f:
+                return int(json.load(f)["epoch"])
+        except FileNotFoundError:
+            return 0
+        except (ValueError, KeyError, OSError) as e:
+            raise I2IError(f"{self._training_metadata_path}: unreadable backup state ({e}); delete the backup folder to start over") from None
+
+    def on_train_begin(self, logs=None):
+        if os.path.exists(self._training_metadata_path) and not os.path.exists(self._weights_path):
+            raise I2IError(f"{self.backup_dir}: backup state without its weights file; delete the folder to start over")
+        try:
+            self._load_model()
+        except (OSError, ValueError) as e:
+            raise I2IError(
+                f"{self._weights_path}: cannot restore the checkpoint ({type(e).__name__}: {e}). "
+                "It may be corrupt or from a different model configuration; delete it to start over."
+            ) from None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        if self._current_epoch % self.save_every == 0 or self._current_epoch == self.total_epochs:
+            self._save_model()
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".weights.h5", dir=self.backup_dir)
+        os.close(fd)
+        try:
+            self.model.save_weights(tmp, overwrite=True)
+            os.replace(tmp, self._weights_path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        atomic_write_text(self._training_metadata_path, json.dumps({"epoch": self._current_epoch, "batch": 0}))
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Every ``every_epochs`` epochs, translate fixed label maps and save label | truth | output rows (study Fig. 4)."""
+
+    def __init__(self, folder, labels, photos, translate, every_epochs, steps_per_epoch):
+        super().__init__()
+        self.folder, self.labels, self.photos = folder, labels, photos
+        self.translate, self.every, self.steps_per_epoch = translate, max(1, every_epochs), steps_per_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            step = (epoch + 1) * self.steps_per_epoch
+            outputs = np.asarray(self.translate(self.labels))
+            save_sample_grid(os.path.join(self.folder, f"step_{step:07d}.png"), self.labels, self.photos, outputs,
+                             title=f"step {step}")
+
+
+def save_sample_grid(path, labels, photos, outputs, title=None):
+    """A labelled grid: one row per sample; columns label map, ground truth, output (images in [-1, 1])."""
+    from train_scripts.plots import image_grid
+
+    image_grid(path, [labels, photos, outputs], ["label map", "ground truth", "output"], title=title)
+
+
+class LossPlot(keras.callbacks.Callback):
+    """Redraws the loss curves from the CSV log every ``every_epochs`` epochs and at the end."""
+
+    def __init__(self, csv_path, png_path, every_epochs=1):
+        super().__init__()
+        self.csv_path, self.png_path, self.every = csv_path, png_path, max(1, every_epochs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self._draw()
+
+    def on_train_end(self, logs=None):
+        self._draw()
+
+    def _draw(self):
+        from train_scripts.plots import loss_curves
+
+        if os.path.exists(self.csv_path):
+            loss_curves(self.csv_path, self.png_path)
+
+
+def read_log(csv_path):
+    """Rows of a CSVLogger file as dicts of floats (missing -> NaN)."""
+    if not os.path.exists(csv_path):
+        return []
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for row in rows:
+        parsed = {}
+        for k, v in row.items():
+            try:
+                parsed[k] = float(v)
+            except (TypeError, ValueError):
+                parsed[k] = math.nan
+        out.append(parsed)
+    return out
+
+
+def truncate_log(csv_path, epochs_kept):
+    """Drop CSV rows of epochs at or after ``epochs_kept`` (written after the checkpoint a resume starts from)."""
+    if not os.path.exists(csv_path):
+        return
+    with open(csv_path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    epoch_col = header.index("epoch") if "epoch" in header else None
+    if epoch_col is None:
+        return
+    kept = [r for r in body if r and int(float(r[epoch_col])) < epochs_kept]
+    directory = os.path.dirname(os.path.abspath(csv_path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    with os.fdopen(fd, "w", newline="") as f:
+        csv.writer(f).writerows([header] + kept)
+    os.replace(tmp, csv_path)

@@ -1,0 +1,438 @@
+"""The training glue every train script shares: config, run folder, fit(), final scores.
+
+A train script declares a :class:`ModelSpec` (its presets as plain data, how to build and
+compile its model from a config, its extra flags) and calls :func:`main`. Everything else is
+here, the same for every model:
+
+* config = the preset, overridden by the flags the user gave; printed and saved;
+* run folder (default ``runs/<model>-<preset>[-<overrides>]``): ``config.json``,
+  ``sessions.jsonl`` (command, commit, versions, device, steps and wall time of every
+  invocation), ``log.csv`` (losses per logging interval, by step), ``losses.png``,
+  ``samples/step_*.png``, ``tensorboard/``, ``backup/`` (resume state, with optimizer state),
+  ``model.weights.h5`` (latest weights), ``scores_<split>.json``;
+* ``model.fit`` with Keras's callbacks - ``BackupAndRestore`` (made atomic), ``CSVLogger``,
+  ``TensorBoard``, ``ModelCheckpoint``, ``TerminateOnNaN`` - plus ours for sample grids,
+  loss plots and step bookkeeping;
+* the same command run again resumes from the last checkpoint (and says so); a folder made
+  by another model or with another config is refused.
+"""
+
+import argparse
+import datetime
+import importlib
+import json
+import logging
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+COMMON_KEYS = {
+    "data": "synthetic | facades | PATH (pix2pix A|B, two-folder or Kaggle layout)",
+    "image_size": "training resolution (256 = paper, 128, 64)",
+    "jitter": "resize before the random crop: study (300 at 256 px) | pix2pix (286) | none",
+    "expand": "fixed augmentation factor (study: 6 -> 2400 pairs); 0 = fresh augmentation every step",
+    "batch_size": "images per step",
+    "steps": "training iterations",
+    "seed": "random seed (weights, data order, augmentation)",
+    "log_every": "steps per logged row / Keras epoch",
+    "checkpoint_every": "steps between checkpoints (multiple of log_every)",
+    "sample_every": "steps between sample grids (multiple of log_every)",
+    "val_split": "split for validation losses and sample grids",
+    "val_images": "validation images used for the per-interval losses (0 = all)",
+    "eval_split": "split scored after training (falls back to val when absent)",
+    "jit_compile": "XLA-compile the train step",
+    "steps_per_execution": "train steps per tf.function call",
+}
+
+
+@dataclass
+class ModelSpec:
+    """What a train script tells the glue about its model."""
+
+    name: str
+    description: str
+    presets: dict  # preset name -> complete config (plain data)
+    build: Callable  # config -> compiled keras.Model with .translate(labels)
+    arguments: dict = field(default_factory=dict)  # config key -> (type, help[, choices]) of model-specific flags
+    paired: bool = True  # False: photos drawn independently of label maps (CycleGAN)
+
+
+log = logging.getLogger("i2i")
+
+
+# ----------------------------------------------------------------------------------------- config
+
+def build_parser(spec):
+    p = argparse.ArgumentParser(prog=f"python train_scripts/{spec.name}.py", description=spec.description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--preset", default="quick", choices=sorted(spec.presets), help="starting configuration")
+    p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<model>-<preset>[-<overrides>])")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    types = {"image_size": int, "expand": int, "batch_size": int, "steps": int, "seed": int, "log_every": int,
+             "checkpoint_every": int, "sample_every": int, "val_images": int, "steps_per_execution": int}
+    for key, helptext in COMMON_KEYS.items():
+        if key == "jit_compile":
+            p.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None, help=helptext)
+            continue
+        p.add_argument("--" + key.replace("_", "-"), dest=key, type=types.get(key, str), default=None, help=helptext)
+    for key, (typ, helptext, *choices) in spec.arguments.items():
+        flag = "--" + key.replace("_", "-")
+        if typ is bool:
+            p.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=helptext)
+        else:
+            p.add_argument(flag, dest=key, type=typ, default=None, help=helptext, choices=choices[0] if choices else None)
+    return p
+
+
+def resolve_config(spec, args):
+    """The preset's config with the user's flags applied, plus the list of overridden keys."""
+    config = dict(spec.presets[args.preset])
+    overrides = {}
+    for key in list(COMMON_KEYS) + list(spec.arguments):
+        value = getattr(args, key, None)
+        if value is not None and value != config.get(key):
+            overrides[key] = value
+    config.update(overrides)
+    check_config(config)
+    return config, overrides
+
+
+def check_config(config):
+    from data.errors import I2IError
+
+    for key in ("checkpoint_every", "sample_every"):
+        if config[key] % config["log_every"]:
+            raise I2IError(f"--{key.replace('_', '-')} {config[key]} must be a multiple of --log-every {config['log_every']}")
+    if config["steps"] % config["log_every"]:
+        raise I2IError(f"--steps {config['steps']} must be a multiple of --log-every {config['log_every']}")
+    if config["image_size"] not in (16, 32, 64, 128, 256, 512):
+        raise I2IError(f"--image-size {config['image_size']}: use 256 (paper), 128 or 64")
+
+
+def default_run_dir(spec, preset, overrides):
+    parts = [f"{spec.name}-{preset}"]
+    for key in sorted(overrides):
+        value = str(overrides[key])
+        if key == "data":
+            value = os.path.basename(os.path.normpath(value)) or "data"
+        parts.append(f"{key}={re.sub(r'[^A-Za-z0-9.]+', '_', value)}")
+    return os.path.join("runs", "-".join(parts))
+
+
+# ------------------------------------------------------------------------------------- run folder
+
+def environment():
+    """Commit, library versions and device, recorded with every session of a run."""
+    import keras
+    import numpy
+    import tensorflow as tf
+
+    def git(*cmd):
+        try:
+            return subprocess.run(["git", *cmd], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+dirty"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+            cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {
+        "commit": commit,
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "device": {
+            "cpu": cpu,
+            "cpu_count": os.cpu_count(),
+            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+        },
+        "platform": platform.platform(),
+    }
+
+
+class RunFolder:
+    """One training run on disk."""
+
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+
+    def file(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    @property
+    def config_path(self):
+        return self.file("config.json")
+
+    def read_config(self):
+        from data.errors import I2IError
+
+        try:
+            with open(self.config_path) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            raise I2IError(f"{self.path}: not a run folder (no config.json)") from None
+        except (OSError, ValueError) as e:
+            raise I2IError(f"{self.config_path}: unreadable ({e})") from None
+
+    def open(self, model, preset, config):
+        """Create the folder, or check that it holds a run of this model with this config."""
+        from data.errors import I2IError
+        from train_scripts.callbacks import atomic_write_text
+
+        if os.path.exists(self.config_path):
+            saved = self.read_config()
+            if saved.get("model") != model:
+                raise I2IError(
+                    f"{self.path} holds a {saved.get('model', 'unknown')} run, not {model}; "
+                    f"use --out to choose another folder"
+                )
+            diff = {k: (saved["config"].get(k), v) for k, v in config.items() if saved["config"].get(k) != v}
+            diff.update({k: (v, None) for k, v in saved["config"].items() if k not in config})
+            if diff:
+                lines = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in sorted(diff.items()))
+                raise I2IError(f"{self.path} holds a {model} run with a different config ({lines}); "
+                               f"use --out for a new run or repeat the original flags to resume it")
+            return False
+        if os.path.exists(self.path) and os.listdir(self.path):
+            raise I2IError(f"{self.path} exists and is not a run folder (no config.json); choose another --out")
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            atomic_write_text(self.config_path, json.dumps({"model": model, "preset": preset, "config": config}, indent=2))
+        except OSError as e:
+            raise I2IError(f"{self.path}: cannot write the run folder ({e.strerror or e})") from None
+        return True
+
+    def progress(self):
+        try:
+            with open(self.file("progress.json")) as f:
+                return json.load(f)
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def set_progress(self, **values):
+        from train_scripts.callbacks import atomic_write_text
+
+        state = {**self.progress(), **values}
+        atomic_write_text(self.file("progress.json"), json.dumps(state, indent=2))
+
+    def append_session(self, record):
+        with open(self.file("sessions.jsonl"), "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def sessions(self):
+        try:
+            with open(self.file("sessions.jsonl")) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+
+def spec_for(model_name):
+    """The ModelSpec of a model name (imports ``train_scripts.<name>``)."""
+    from data.errors import I2IError
+
+    try:
+        module = importlib.import_module(f"train_scripts.{model_name}")
+    except ModuleNotFoundError:
+        raise I2IError(f"unknown model '{model_name}'") from None
+    return module.SPEC
+
+
+def load_trained(run_dir):
+    """Rebuild a run's model from its config and load its latest weights: (spec, config, model)."""
+    from data.errors import I2IError
+
+    run = RunFolder(run_dir)
+    saved = run.read_config()
+    spec = spec_for(saved["model"])
+    model = spec.build(saved["config"])
+    weights = run.file("model.weights.h5")
+    if not os.path.exists(weights):
+        raise I2IError(f"{run.path}: no model.weights.h5 yet (the run has not reached its first checkpoint)")
+    try:
+        model.load_weights(weights)
+    except (OSError, ValueError) as e:
+        raise I2IError(f"{weights}: cannot load ({type(e).__name__}: {e})") from None
+    return spec, saved["config"], model, run
+
+
+# ---------------------------------------------------------------------------------------- training
+
+def _load_data(spec, config):
+    from data.augment import load_size_for
+    from data.sources import open_source
+
+    source = open_source(config["data"])
+    load_size = load_size_for(config["image_size"], config["jitter"])
+    train = source.load("train", load_size)
+    val_split = config["val_split"]
+    try:
+        val = source.load(val_split, config["image_size"])
+    except Exception as e:  # a layout without this split: validate on the other held-out split
+        from data.errors import LayoutError
+
+        if not isinstance(e, LayoutError) or val_split != "val":
+            raise
+        print(f"note: no '{val_split}' split in {config['data']}; validating on 'test'")
+        val = source.load("test", config["image_size"])
+    return source, train, val
+
+
+def train(spec, config, run, verbose=1):
+    """Train (or resume) the run; returns the model."""
+    import keras
+
+    from data.pipeline import eval_dataset, to_model_range, training_dataset
+    from train_scripts import callbacks as cb
+
+    keras.utils.set_random_seed(config["seed"])
+    source, train_pairs, val_pairs = _load_data(spec, config)
+    print(f"data: {len(train_pairs)} training pairs, {len(val_pairs)} validation pairs "
+          f"({config['data']}, {config['image_size']} px)")
+    model = spec.build(config)
+
+    log_every = config["log_every"]
+    epochs = config["steps"] // log_every
+    backup = cb.AtomicBackupAndRestore(run.file("backup"), save_every=config["checkpoint_every"] // log_every,
+                                       total_epochs=epochs)
+    start_epoch = backup.saved_epoch()
+    csv_path = run.file("log.csv")
+    if start_epoch:
+        print(f"resuming {run.path} from its checkpoint at step {start_epoch * log_every} of {config['steps']}")
+    cb.truncate_log(csv_path, start_epoch)
+    previous = cb.read_log(csv_path)
+    wall_offset = previous[-1].get("wall_time_s", 0.0) if previous else 0.0
+
+    ds = training_dataset(train_pairs.labels, train_pairs.photos, config["image_size"], config["batch_size"],
+                          config["steps"], config["seed"], start_step=start_epoch * log_every,
+                          expand=config["expand"], augment=config["jitter"] != "none", paired=spec.paired)
+    n_val = config["val_images"] or len(val_pairs)
+    val_ds = eval_dataset(val_pairs.labels[:n_val], val_pairs.photos[:n_val], config["batch_size"])
+    k = min(4, len(val_pairs))
+    sample_labels, sample_photos = (to_model_range(x[:k]).numpy() for x in (val_pairs.labels, val_pairs.photos))
+    ckpt_epochs = config["checkpoint_every"] // log_every
+    callbacks = [
+        cb.StepInfo(log_every, wall_time_offset=wall_offset, val_keys=["val_" + m.name for m in model.metrics]),
+        cb.TerminateOnNonFinite(log_every, backup),
+        cb.GracefulInterrupt(backup, log_every),
+        backup,
+        keras.callbacks.CSVLogger(csv_path, append=True),
+        keras.callbacks.TensorBoard(run.file("tensorboard"), write_graph=False, update_freq="epoch"),
+        cb.IntervalModelCheckpoint(run.file("model.weights.h5"), every_epochs=ckpt_epochs, total_epochs=epochs),
+        cb.SampleGrid(run.file("samples"), sample_labels, sample_photos, lambda x: model.translate(x),
+                      every_epochs=config["sample_every"] // log_every, steps_per_epoch=log_every),
+        cb.LossPlot(csv_path, run.file("losses.png"), every_epochs=ckpt_epochs),
+    ]
+    session = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "command": " ".join(sys.argv),
+               "start_step": start_epoch * log_every, **environment()}
+    t0 = time.perf_counter()
+    status = "interrupted"
+    try:
+        if start_epoch < epochs:
+            model.fit(ds, epochs=epochs, steps_per_epoch=log_every, initial_epoch=start_epoch, callbacks=callbacks,
+                      validation_data=val_ds, validation_freq=ckpt_epochs, shuffle=False, verbose=verbose)
+        status = "finished" if backup.saved_epoch() == epochs else "stopped"
+    except Exception as e:
+        status = f"failed: {type(e).__name__}"
+        raise
+    finally:
+        run.append_session({**session, "end_step": backup.saved_epoch() * log_every, "status": status,
+                            "wall_time_s": round(time.perf_counter() - t0, 1)})
+    if status != "finished":
+        raise KeyboardInterrupt
+    run.set_progress(finished=True, steps=config["steps"])
+    return model, source
+
+
+# -------------------------------------------------------------------------------------- evaluation
+
+def translate_split(model, pairs, batch_size=8, translate=None):
+    """Translate every label map of ``pairs``; returns uint8 outputs (n, H, W, 3)."""
+    import numpy as np
+
+    from data.pipeline import eval_dataset, to_uint8
+
+    translate = translate or model.translate
+    outs = [to_uint8(translate(label)) for label, _ in eval_dataset(pairs.labels, pairs.photos, batch_size)]
+    return np.concatenate(outs)
+
+
+def quick_scores(model, source, config, run):
+    """PSNR and SSIM on the eval split, saved to ``scores_<split>.json`` and printed."""
+    from data.errors import LayoutError
+    from metrics.image_quality import psnr, ssim
+
+    split = config["eval_split"]
+    try:
+        pairs = source.load(split, config["image_size"])
+    except LayoutError:
+        split = "val"
+        print(f"note: no '{config['eval_split']}' split in {config['data']}; scoring on 'val'")
+        pairs = source.load(split, config["image_size"])
+    fakes = translate_split(model, pairs)
+    scores = {"split": split, "n_images": len(pairs), "psnr": float(psnr(fakes, pairs.photos).mean()),
+              "ssim": float(ssim(fakes, pairs.photos).mean()), "steps": config["steps"]}
+    with open(run.file(f"scores_{split}.json"), "w") as f:
+        json.dump(scores, f, indent=2)
+    print(f"{split}: PSNR {scores['psnr']:.3f} dB, SSIM {scores['ssim']:.4f} on {scores['n_images']} images")
+    return scores
+
+
+# ------------------------------------------------------------------------------------------- main
+
+def print_config(spec, preset, config, overrides):
+    print(f"{spec.name} - preset '{preset}'" + (f", overridden: {', '.join(sorted(overrides))}" if overrides else ""))
+    width = max(len(k) for k in config)
+    for key in sorted(config):
+        mark = "*" if key in overrides else " "
+        print(f"  {mark} {key:<{width}} = {config[key]}")
+
+
+def main(spec, argv=None):
+    """Entry point of a train script: returns the process exit code."""
+    from data.errors import I2IError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    args = build_parser(spec).parse_args(argv)
+    try:
+        config, overrides = resolve_config(spec, args)
+        print_config(spec, args.preset, config, overrides)
+        if args.print_config:
+            return 0
+        run = RunFolder(args.out or default_run_dir(spec, args.preset, overrides))
+        run.open(spec.name, args.preset, config)
+        print(f"run folder: {run.path}")
+        if run.progress().get("finished"):
+            print(f"this run already finished its {config['steps']} steps; scoring it again")
+            spec_, config_, model, run = load_trained(run.path)
+            from data.sources import open_source
+
+            quick_scores(model, open_source(config["data"]), config, run)
+            return 0
+        model, source = train(spec, config, run, verbose=args.verbose)
+        quick_scores(model, source, config, run)
+        print(f"done: {run.path}")
+        return 0
+    except I2IError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted. Run the same command again to resume from the last checkpoint.", file=sys.stderr)
+        return 130
