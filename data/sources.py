@@ -122,10 +122,7 @@ class SyntheticSource:
 
         if split not in synthetic.SPLIT_SIZES:
             raise I2IError(f"synthetic data has no split '{split}' (splits: {', '.join(synthetic.SPLIT_SIZES)})")
-        labels, photos = synthetic.make_split(split, size=256, seed=self.seed)
-        if size != 256:
-            labels = np.stack([resize(x, size) for x in labels])
-            photos = np.stack([resize(x, size) for x in photos])
+        labels, photos = synthetic.make_split(split, size=size, seed=self.seed)
         return PairArrays(labels, photos, [str(i + 1) for i in range(len(labels))])
 
     def describe(self):

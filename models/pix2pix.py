@@ -104,7 +104,7 @@ class Pix2Pix(keras.Model):
         return list(self.trackers.values())
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
-        super().compile(**kwargs)
+        super().compile(optimizer=None, **kwargs)  # no model-level optimizer: G and D have their own
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         build_optimizers([(g_optimizer, self.generator.trainable_variables),
                           (d_optimizer, self.discriminator.trainable_variables)])

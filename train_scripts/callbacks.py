@@ -142,6 +142,20 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         except (ValueError, KeyError, OSError) as e:
             raise I2IError(f"{self._training_metadata_path}: unreadable backup state ({e}); delete the backup folder to start over") from None
 
+    def _seed_states(self):
+        """Random-generator states (dropout masks, sampling noise): Keras does not save them with the weights."""
+        return [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+
+    def _load_model(self):
+        super()._load_model()
+        if os.path.exists(self._training_metadata_path):
+            with open(self._training_metadata_path) as f:
+                states = json.load(f).get("seed_states")
+            variables = self._seed_states()
+            if states is not None and len(states) == len(variables):
+                for v, state in zip(variables, states):
+                    v.assign(np.asarray(state, dtype=v.dtype))
+
     def on_train_begin(self, logs=None):
         if os.path.exists(self._training_metadata_path) and not os.path.exists(self._weights_path):
             raise I2IError(f"{self.backup_dir}: backup state without its weights file; delete the folder to start over")
@@ -168,7 +182,9 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
-        atomic_write_text(self._training_metadata_path, json.dumps({"epoch": self._current_epoch, "batch": 0}))
+        seed_states = [np.asarray(v).tolist() for v in self._seed_states()]
+        atomic_write_text(self._training_metadata_path,
+                          json.dumps({"epoch": self._current_epoch, "batch": 0, "seed_states": seed_states}))
 
 
 def atomic_write_text(path, text):

@@ -236,6 +236,14 @@ class RunFolder:
         with open(self.file("sessions.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")
 
+    def update_last_session(self, **values):
+        """Complete the record written when this session started (a killed session keeps 'running')."""
+        from train_scripts.callbacks import atomic_write_text
+
+        records = self.sessions()
+        records[-1].update(values)
+        atomic_write_text(self.file("sessions.jsonl"), "".join(json.dumps(r) + "\n" for r in records))
+
     def sessions(self):
         try:
             with open(self.file("sessions.jsonl")) as f:
@@ -340,8 +348,9 @@ def train(spec, config, run, verbose=1):
                       every_epochs=config["sample_every"] // log_every, steps_per_epoch=log_every),
         cb.LossPlot(csv_path, run.file("losses.png"), every_epochs=ckpt_epochs),
     ]
-    session = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-               "start_step": start_epoch * log_every, **environment()}
+    run.append_session({"started": datetime.datetime.now().isoformat(timespec="seconds"),
+                        "command": " ".join(sys.argv), "start_step": start_epoch * log_every, "status": "running",
+                        **environment()})
     t0 = time.perf_counter()
     status = "interrupted"
     try:
@@ -353,8 +362,8 @@ def train(spec, config, run, verbose=1):
         status = f"failed: {type(e).__name__}"
         raise
     finally:
-        run.append_session({**session, "end_step": backup.saved_epoch() * log_every, "status": status,
-                            "wall_time_s": round(time.perf_counter() - t0, 1)})
+        run.update_last_session(end_step=backup.saved_epoch() * log_every, status=status,
+                                wall_time_s=round(time.perf_counter() - t0, 1))
     if status != "finished":
         raise KeyboardInterrupt
     run.set_progress(finished=True, steps=config["steps"])

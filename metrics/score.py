@@ -1,0 +1,198 @@
+"""Scoring generated images against references: every metric of SPEC "Metrics" in one streaming pass.
+
+:func:`score_pairs` is shared by ``python -m metrics``, ``train_scripts/evaluate.py`` and the compare command.
+It takes two iterables of image batches (NHWC RGB, uint8 or float in [0, 255]; the i-th fake batch is paired with
+the i-th real batch) and never holds more than one batch of images: paired metrics (PSNR, SSIM, LPIPS) are computed
+per pair and averaged; distribution metrics (FID, KID) use the backbone features of all images (N x D floats).
+"""
+
+import collections
+import logging
+
+import numpy as np
+
+from data.errors import I2IError
+
+log = logging.getLogger("i2i")
+
+ALL_METRICS = ("psnr", "ssim", "fid", "kid", "lpips")
+PAIRED_METRICS = ("psnr", "ssim", "lpips")
+DISTRIBUTION_METRICS = ("fid", "kid")
+RESULT_KEYS = ("n_images", "resolution", "psnr", "ssim", "fid", "kid_mean", "kid_std", "kid_subset_size",
+               "lpips", "backbone")
+
+
+class ImagePairError(I2IError):
+    """Two image sets cannot be scored together (sizes differ, counts differ, values out of range)."""
+
+
+def parse_metrics(metrics):
+    """Tuple of metric names from ``"psnr,ssim"`` or a sequence; unknown names raise I2IError."""
+    if metrics is None:
+        return ALL_METRICS
+    names = metrics.split(",") if isinstance(metrics, str) else list(metrics)
+    names = [n.strip().lower() for n in names if n.strip()]
+    unknown = [n for n in names if n not in ALL_METRICS]
+    if unknown or not names:
+        raise I2IError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; "
+                       f"choose from {','.join(ALL_METRICS)}")
+    return tuple(n for n in ALL_METRICS if n in names)
+
+
+def split_pairs(pairs):
+    """(generated, reference) iterables over one iterator of (generated, reference) batch pairs.
+
+    For :func:`score_pairs`, which takes one generated batch, then one reference batch: a pair is read only when
+    its generated batch is asked for, so nothing is held beyond the current pair.
+    """
+    pending = collections.deque()
+
+    def generated():
+        for fake, real in pairs:
+            pending.append(real)
+            yield fake
+
+    class References:
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            if not pending:
+                raise StopIteration
+            return pending.popleft()
+
+    return generated(), References()
+
+
+def check_batch(batch, what):
+    """(n, H, W, 3) float32 array in [0, 255] from a batch; values outside the range raise ImagePairError."""
+    batch = np.asarray(batch)
+    if batch.ndim == 3:
+        batch = batch[None]
+    if batch.ndim != 4 or batch.shape[-1] != 3:
+        raise ImagePairError(f"{what}: expected RGB images of shape (n, H, W, 3), got {batch.shape}")
+    if batch.dtype != np.uint8:
+        lo, hi = float(np.min(batch)), float(np.max(batch))
+        if lo < -1e-3 or hi > 255.001 or not np.isfinite(lo + hi):
+            raise ImagePairError(f"{what}: values in [{lo:.3g}, {hi:.3g}]; metrics take images in [0, 255] "
+                                 "(map model outputs in [-1, 1] with metrics.image_quality.to_uint8_range)")
+        if hi <= 1.0 and batch.size > 1000:
+            log.warning("%s: all values <= 1; metrics take images in [0, 255], not [0, 1]", what)
+    return batch
+
+
+def _resolve_backbone(backbone, weights_path, batch_size):
+    from metrics.backbones import default_backbone, get_backbone
+
+    if backbone is None:
+        backbone = default_backbone()
+    if isinstance(backbone, str):
+        return get_backbone(backbone, weights_path=weights_path, batch_size=batch_size)
+    return backbone
+
+
+def score_pairs(fake_batches, real_batches, metrics=ALL_METRICS, backbone=None, *, weights_path=None,
+                lpips_model=None, batch_size=32, kid_subsets=100, kid_subset_size=1000, kid_seed=2020,
+                cache_dir=None, real_ids=None, per_image=False):
+    """Score generated images against their references.
+
+    Args:
+        fake_batches, real_batches: iterables of (n, H, W, 3) arrays in [0, 255], paired batch by batch.
+        metrics: names from :data:`ALL_METRICS` (or ``"psnr,ssim"``).
+        backbone: ``"inception"``, ``"fid-inception"``, ``"alexnet"``, a built backbone object, or None for
+            :func:`metrics.backbones.default_backbone`. Only built if FID or KID is asked for.
+        weights_path: explicit weights file of the backbone (else the weight search path).
+        lpips_model: a built :class:`metrics.lpips.LPIPS` to reuse (else one is built if LPIPS is asked for).
+        kid_*: torch-fidelity's KID defaults; the subset size is shrunk to the number of images if larger.
+        cache_dir, real_ids: if both are given, the reference images' features are cached in ``cache_dir``
+            keyed by backbone, weights, ``real_ids`` (e.g. file names), image size and code version.
+        per_image: also return ``"per_image"``: the PSNR/SSIM/LPIPS of every pair, in order.
+
+    Returns:
+        dict with :data:`RESULT_KEYS` (metrics not asked for are None; ``resolution`` is ``"HxW"`` or
+        ``"mixed"``; ``backbone`` names the FID/KID backbone, None without FID/KID).
+    """
+    from metrics import backbones as bb
+    from metrics.image_quality import psnr, ssim
+
+    metrics = parse_metrics(metrics)
+    wants_features = any(m in metrics for m in DISTRIBUTION_METRICS)
+    net = _resolve_backbone(backbone, weights_path, batch_size) if wants_features else None
+    if "lpips" in metrics and lpips_model is None:
+        from metrics.lpips import LPIPS
+
+        lpips_model = LPIPS(batch_size=batch_size)
+
+    values = {m: [] for m in PAIRED_METRICS if m in metrics}
+    fake_features, real_features = [], []
+    cached_real, cache_path, sizes = None, None, set()
+    real_iter = iter(real_batches)
+    n = 0
+    for index, fake in enumerate(fake_batches):
+        try:
+            real = next(real_iter)
+        except StopIteration:
+            raise ImagePairError(f"more generated than reference batches (no reference batch {index})") from None
+        fake, real = check_batch(fake, f"generated batch {index}"), check_batch(real, f"reference batch {index}")
+        if fake.shape != real.shape:
+            raise ImagePairError(f"batch {index}: generated images {fake.shape} and references {real.shape} "
+                                 "differ in number or size")
+        sizes.add(fake.shape[1:3])
+        if index == 0 and net is not None and cache_dir and real_ids is not None:
+            cache_path = bb.reference_cache_path(cache_dir, net, real_ids, fake.shape[1:3])
+            cached_real = bb.load_cached_features(cache_path, net)
+            if cached_real is not None:
+                log.info("reference features from cache %s", cache_path)
+        if "psnr" in values:
+            values["psnr"].append(psnr(fake, real))
+        if "ssim" in values:
+            values["ssim"].append(ssim(fake, real))
+        if "lpips" in values:
+            values["lpips"].append(lpips_model(fake, real))
+        if net is not None:
+            fake_features.append(net.features(fake))
+            if cached_real is None:
+                real_features.append(net.features(real))
+        n += len(fake)
+    if next(real_iter, None) is not None:
+        raise ImagePairError(f"more reference than generated batches (after {n} images)")
+    if n == 0:
+        raise ImagePairError("no images to score")
+    if cache_path is not None and len(real_ids) != n:
+        raise ImagePairError(f"{len(real_ids)} reference ids for {n} reference images: the feature cache needs one "
+                             "id per image")
+
+    result = dict.fromkeys(RESULT_KEYS)
+    result["n_images"] = n
+    result["resolution"] = "x".join(map(str, next(iter(sizes)))) if len(sizes) == 1 else "mixed"
+    per_pair = {m: np.concatenate(v) for m, v in values.items()}
+    for m, v in per_pair.items():
+        result[m] = float(np.mean(v))
+    if net is not None:
+        result.update(_distribution_metrics(net, metrics, fake_features, real_features, cached_real, n,
+                                            kid_subsets, kid_subset_size, kid_seed))
+        if cache_path is not None and cached_real is None:
+            bb.save_cached_features(cache_path, net, np.concatenate(real_features))
+    if per_image:
+        result["per_image"] = {m: v.tolist() for m, v in per_pair.items()}
+    return result
+
+
+def _distribution_metrics(net, metrics, fake_features, real_features, cached_real, n, kid_subsets,
+                          kid_subset_size, kid_seed):
+    from metrics.distances import fid_from_features, kid_from_features
+
+    fake = np.concatenate(fake_features)
+    real = cached_real if cached_real is not None else np.concatenate(real_features)
+    if len(real) != n:
+        raise ImagePairError(f"cached reference features hold {len(real)} images, but {n} were scored")
+    if n < 2:
+        raise ImagePairError("FID and KID need at least 2 images per set; "
+                             "score a single pair with --metrics psnr,ssim,lpips")
+    out = {"backbone": net.name}
+    if "fid" in metrics:
+        out["fid"] = fid_from_features(fake, real)
+    if "kid" in metrics:
+        kid = kid_from_features(fake, real, subsets=kid_subsets, subset_size=kid_subset_size, seed=kid_seed)
+        out.update(kid)
+    return out

@@ -1,0 +1,26 @@
+"""Diffusion family (SPEC §Models 5-6): schedules and samplers apart from the networks.
+
+Any network runs with any schedule and sampler: schedules speak continuous time t in [0, 1], samplers
+call a ``predict_noise(noisy_images, noise_variances)`` callable, and networks embed the noise variance.
+"""
+
+from models.diffusion.samplers import (Trajectory, ddim_sample, ddim_step, ddpm_sample, ddpm_step,
+                                       sampling_grid, transition_beta)
+from models.diffusion.schedules import (SCHEDULE_NAMES, CosineAngleSchedule, DiffusionConfigError,
+                                        DiscreteSchedule, add_noise, cosine_angle_schedule, cosine_schedule,
+                                        get_schedule, images_from_noise, linear_schedule, noise_from_images,
+                                        sigmoid_schedule)
+from models.diffusion.embedding import SinusoidalEmbedding
+from models.diffusion.unet_attention import attention_unet
+from models.diffusion.unet_study import study_unet
+
+NETWORK_NAMES = ("study", "attention")
+
+
+def get_network(name, image_size=64, condition_channels=0, **kwargs):
+    """The noise-prediction network for a CLI name: ``study`` (Table 4) or ``attention`` (seed 003)."""
+    builders = {"study": study_unet, "attention": attention_unet}
+    if name not in builders:
+        raise DiffusionConfigError(
+            f"unknown diffusion network {name!r}; choose one of {', '.join(NETWORK_NAMES)}")
+    return builders[name](image_size=image_size, condition_channels=condition_channels, **kwargs)
