@@ -105,9 +105,8 @@ class Pix2Pix(keras.Model):
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         super().compile(optimizer=None, **kwargs)  # no model-level optimizer: G and D have their own
-        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
-        build_optimizers([(g_optimizer, self.generator.trainable_variables),
-                          (d_optimizer, self.discriminator.trainable_variables)])
+        self.g_optimizer, self.d_optimizer = build_optimizers([(g_optimizer, self.generator.trainable_variables),
+                                                               (d_optimizer, self.discriminator.trainable_variables)])
 
     def call(self, labels, training=False):
         return self.generator(labels, training=training)

@@ -20,7 +20,19 @@ def minimize(tape, optimizer, loss, variables):
 
 
 def build_optimizers(pairs):
-    """Create optimizer slots up front (``pairs`` of optimizer, variables) so checkpoints restore them."""
+    """Prepare each optimizer of ``pairs`` (optimizer, variables); returns the optimizers to use.
+
+    Under the ``mixed_float16`` policy each is wrapped in a ``LossScaleOptimizer`` (dynamic loss
+    scaling; ``minimize`` applies it). Slots are created up front so checkpoints restore them.
+    """
+    import keras
+
+    prepared = []
     for optimizer, variables in pairs:
+        if keras.mixed_precision.dtype_policy().name == "mixed_float16" and not isinstance(
+                optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         if not optimizer.built:
             optimizer.build(variables)
+        prepared.append(optimizer)
+    return prepared

@@ -62,6 +62,9 @@ class ModelSpec:
     build: Callable  # config -> compiled keras.Model with .translate(labels)
     arguments: dict = field(default_factory=dict)  # config key -> (type, help[, choices]) of model-specific flags
     paired: bool = True  # False: photos drawn independently of label maps (CycleGAN)
+    # (config, model, val_pairs, run) -> extra Keras callbacks, run before the CSV logger so values they
+    # add to ``logs`` at the end of an interval (e.g. a validation KID) become columns of log.csv
+    callbacks: Callable | None = None
 
 
 log = logging.getLogger("i2i")
@@ -338,6 +341,7 @@ def train(spec, config, run, verbose=1):
     ckpt_epochs = config["checkpoint_every"] // log_every
     callbacks = [
         cb.StepInfo(log_every, wall_time_offset=wall_offset, val_keys=["val_" + m.name for m in model.metrics]),
+        *(spec.callbacks(config, model, val_pairs, run) if spec.callbacks else []),
         cb.TerminateOnNonFinite(log_every, backup),
         cb.GracefulInterrupt(backup, log_every),
         backup,

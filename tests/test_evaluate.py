@@ -1,0 +1,135 @@
+"""evaluate.py: a trained run scored with all five metrics, its row in the results table, and its bad input."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.sources import open_source
+from train_scripts import evaluate, pix2pix
+from train_scripts.runner import main as train_main
+
+TINY = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--batch-size", "2", "--steps", "20", "--log-every", "10",
+        "--checkpoint-every", "20", "--sample-every", "20", "--verbose", "0"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("evaluate") / "run"
+    assert train_main(pix2pix.SPEC, [*TINY, "--out", str(out)]) == 0
+    return out
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_scores_a_run_and_writes_its_row(run_dir, tmp_path, capsys):
+    results = tmp_path / "metrics.csv"
+    assert evaluate.main([str(run_dir), "--results", str(results), "--backbone", "alexnet"]) == 0
+    rows = _rows(results)
+    assert len(rows) == 1
+    row = rows[0]
+    assert list(row)[:15] == list(evaluate.COLUMNS[:15])  # the issue's columns, in its order
+    assert (row["model"], row["split"], row["resolution"], row["n_images"]) == ("pix2pix", "test", "32x32", "106")
+    assert row["variant"] == "quick batch_size=2 image_size=32 ndf=8 ngf=8" and row["backbone"] == "alexnet"
+    assert row["train_steps"] == "20" and float(row["wall_time_s"]) > 0 and row["commit"]
+    for key in ("psnr", "ssim", "fid", "kid_mean", "kid_std", "lpips"):
+        assert np.isfinite(float(row[key])), key
+    assert 5 < float(row["psnr"]) < 40 and 0 < float(row["lpips"]) < 1 and float(row["fid"]) > 0
+    assert "pix2pix" in capsys.readouterr().out  # the table is printed
+
+    # The same numbers come out of the run's own scores file, and PSNR/SSIM agree with the training glue's.
+    full = json.load(open(run_dir / "scores_test_full.json"))
+    quick = json.load(open(run_dir / "scores_test.json"))
+    assert full["psnr"] == pytest.approx(float(row["psnr"]), rel=1e-5)
+    assert full["psnr"] == pytest.approx(quick["psnr"], rel=1e-6) and full["ssim"] == pytest.approx(quick["ssim"], rel=1e-6)
+
+
+def test_saved_outputs_rescore_identically_with_the_folder_command(run_dir, tmp_path):
+    """outputs_<split>/ holds the translations under the references' names: `python -m metrics` agrees."""
+    results = tmp_path / "metrics.csv"
+    assert evaluate.main([str(run_dir), "--results", str(results), "--metrics", "psnr,ssim,lpips"]) == 0
+    row = _rows(results)[0]
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    pairs = open_source("synthetic").load("test", 32)
+    for photo, name in zip(pairs.photos, pairs.names):
+        Image.fromarray(photo).save(refs / f"{name}.png")
+    assert sorted(os.listdir(run_dir / "outputs_test")) == sorted(os.listdir(refs))
+    done = subprocess.run([sys.executable, "-m", "metrics", str(run_dir / "outputs_test"), str(refs), "--metrics",
+                           "psnr,ssim,lpips", "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    folder = json.loads(done.stdout)
+    for key in ("psnr", "ssim", "lpips"):
+        assert folder[key] == pytest.approx(float(row[key]), rel=1e-5), key
+
+
+def test_rows_are_replaced_per_model_variant_and_split_and_other_columns_kept(run_dir, tmp_path):
+    results = tmp_path / "metrics.csv"
+    with open(results, "w") as f:  # a table with a row of another model and a column of the user's own
+        f.write("model,variant,split,resolution,n_images,psnr,data,note\n"
+                "cvae,paper,test,256x256,106,12.5,facades,kept\n")
+    args = [str(run_dir), "--results", str(results), "--metrics", "psnr,ssim"]
+    assert evaluate.main(args) == 0
+    assert evaluate.main(args) == 0  # scored again: replaced, not duplicated
+    assert evaluate.main([*args, "--split", "val"]) == 0  # another split: a row of its own
+    rows = _rows(results)
+    assert [(r["model"], r["split"]) for r in rows] == [("cvae", "test"), ("pix2pix", "test"), ("pix2pix", "val")]
+    assert rows[0]["note"] == "kept" and rows[0]["psnr"] == "12.5"
+    assert rows[1]["fid"] == "" and rows[1]["lpips"] == ""  # metrics not asked for stay empty, not made up
+
+
+def _cli(*args):
+    done = subprocess.run([sys.executable, "train_scripts/evaluate.py", *map(str, args)],
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
+    done = _cli(tmp_path, "--results", tmp_path / "m.csv")
+    assert done.returncode == 2 and f"{tmp_path}: not a run folder (no config.json)" in done.stderr
+
+
+def test_missing_and_corrupt_weights_are_named(run_dir, tmp_path):
+    broken = tmp_path / "run"
+    shutil.copytree(run_dir, broken, ignore=shutil.ignore_patterns("backup", "tensorboard", "samples"))
+    weights = broken / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    done = _cli(broken, "--results", tmp_path / "m.csv", "--metrics", "psnr")
+    assert done.returncode == 2 and f"{weights}: cannot load" in done.stderr
+    weights.unlink()
+    done = _cli(broken, "--results", tmp_path / "m.csv", "--metrics", "psnr")
+    assert done.returncode == 2 and "no model.weights.h5" in done.stderr and str(broken) in done.stderr
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_unknown_split_and_foreign_table_fail_before_scoring_and_lose_nothing(run_dir, tmp_path):
+    done = _cli(run_dir, "--split", "holdout", "--results", tmp_path / "m.csv", "--metrics", "psnr")
+    assert done.returncode == 2 and "holdout" in done.stderr
+
+    foreign = tmp_path / "other.csv"
+    foreign.write_text("name,score\nx,1\n")
+    done = _cli(run_dir, "--results", foreign, "--metrics", "psnr")
+    assert done.returncode == 2 and f"{foreign}: not a results table" in done.stderr
+    assert foreign.read_text() == "name,score\nx,1\n"
+
+
+def test_a_run_of_another_resolution_is_scored_at_its_own(run_dir, tmp_path):
+    """The config decides the resolution: weights trained at 32 px are never loaded into a 64 px network."""
+    moved = tmp_path / "run"
+    shutil.copytree(run_dir, moved, ignore=shutil.ignore_patterns("backup", "tensorboard", "samples"))
+    config = json.load(open(moved / "config.json"))
+    config["config"]["image_size"] = 64  # a config edited by hand to another resolution
+    (moved / "config.json").write_text(json.dumps(config))
+    done = _cli(moved, "--results", tmp_path / "m.csv", "--metrics", "psnr")
+    assert done.returncode == 2 and "model.weights.h5: cannot load" in done.stderr

@@ -1,0 +1,218 @@
+"""Score a trained run on a split with the full metric suite and record it in results/metrics.csv.
+
+    python train_scripts/evaluate.py RUN_DIR [--split test] [--metrics psnr,ssim,fid,kid,lpips]
+                                             [--backbone inception|fid-inception|alexnet]
+
+The run's model translates every label map of the split (at the run's training resolution);
+the outputs are saved as PNGs in ``RUN_DIR/outputs_<split>/`` (same names as the references, so
+``python -m metrics`` can score them again), the scores in ``RUN_DIR/scores_<split>_full.json``,
+and the row of this model/variant/data/split in the results table is added or replaced.
+"""
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from train_scripts.runner import REPO_ROOT  # noqa: E402
+
+COLUMNS = ("model", "variant", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean", "kid_std",
+           "lpips", "backbone", "train_steps", "wall_time_s", "commit",
+           # beyond the issue's columns: what else identifies the row and how to read it
+           "data", "kid_subset_size", "run_dir")
+KEY = ("model", "variant", "data", "split", "resolution")
+# settings that change how a run is logged or executed, not what it learns: left out of the variant name
+BOOKKEEPING = {"data", "steps", "log_every", "checkpoint_every", "sample_every", "val_split", "val_images",
+               "eval_split", "jit_compile", "steps_per_execution", "strategy"}
+DEFAULT_RESULTS = os.path.join(REPO_ROOT, "results", "metrics.csv")
+
+
+def variant_of(spec, preset, config):
+    """The run's preset plus the settings that differ from it, e.g. ``quick gan_loss=lsgan``.
+
+    Steps and logging intervals are not part of it (``train_steps`` is a column of its own).
+    """
+    base = spec.presets.get(preset, {})
+    changed = [f"{k}={config[k]}" for k in sorted(config) if k not in BOOKKEEPING and base.get(k) != config[k]]
+    return " ".join([preset, *changed])
+
+
+def training_record(run):
+    """(steps trained, training wall time in s, commit that trained it) from the run's sessions."""
+    sessions = run.sessions()
+    if not sessions:
+        return 0, 0.0, "unknown"
+    steps = max((s.get("end_step") or s.get("start_step") or 0) for s in sessions)
+    wall = sum(float(s.get("wall_time_s") or 0.0) for s in sessions)
+    commits = sorted({s.get("commit", "unknown") for s in sessions})
+    return steps, round(wall, 1), ",".join(c[:12] + ("+dirty" if c.endswith("+dirty") else "") for c in commits)
+
+
+def save_outputs(folder, images, names):
+    """Write generated images as PNGs named like their references (atomically per file)."""
+    from PIL import Image
+
+    os.makedirs(folder, exist_ok=True)
+    for image, name in zip(images, names):
+        stem = os.path.splitext(os.path.basename(name))[0]
+        path = os.path.join(folder, stem + ".png")
+        Image.fromarray(image).save(path + ".tmp", format="PNG")
+        os.replace(path + ".tmp", path)
+
+
+def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=16, save_images=True, cache_dir=None):
+    """Translate ``split`` with the run's model and score it; returns the results row (a dict of COLUMNS)."""
+    import numpy as np
+
+    from data.errors import I2IError, LayoutError
+    from data.sources import open_source
+    from metrics.score import parse_metrics, score_pairs
+    from metrics.weights import keras_cache_dir
+    from train_scripts.runner import load_trained, translate_split
+
+    spec, config, model, run = load_trained(run_dir)
+    saved = run.read_config()
+    source = open_source(config["data"])
+    try:
+        pairs = source.load(split, config["image_size"])
+    except LayoutError as e:
+        raise I2IError(f"{run.path}: cannot score split '{split}' of {config['data']}: {e}") from None
+    if not run.progress().get("finished"):
+        print(f"warning: {run.path} has not finished training; scoring its latest checkpoint")
+    print(f"{spec.name}: translating {len(pairs)} '{split}' label maps at {config['image_size']} px")
+    fakes = translate_split(model, pairs, batch_size=batch_size)
+    if save_images:
+        save_outputs(run.file(f"outputs_{split}"), fakes, pairs.names)
+
+    def batches(images):
+        return (images[i:i + batch_size] for i in range(0, len(images), batch_size))
+
+    metrics = parse_metrics(metrics)
+    cache_dir = cache_dir or os.path.join(keras_cache_dir(), "i2i_features")
+    real_ids = [f"{config['data']}:{split}:{name}" for name in pairs.names]
+    scores = score_pairs(batches(fakes), batches(pairs.photos), metrics, backbone, batch_size=batch_size,
+                         cache_dir=cache_dir if config["data"] != "synthetic" else None, real_ids=real_ids)
+    steps, wall, commit = training_record(run)
+    row = {
+        "model": spec.name, "variant": variant_of(spec, saved.get("preset", ""), config), "split": split,
+        "train_steps": steps, "wall_time_s": wall, "commit": commit, "data": config["data"], "run_dir": run.path,
+        **{k: scores.get(k) for k in COLUMNS if k in scores},
+    }
+    row["resolution"] = scores["resolution"]
+    with open(run.file(f"scores_{split}_full.json"), "w") as f:
+        json.dump({**row, "metrics": list(metrics)}, f, indent=2, default=lambda x: float(np.asarray(x)))
+    return row
+
+
+# ------------------------------------------------------------------------------------------ results table
+
+def read_results(path):
+    """Rows of a results CSV (a list of dicts); a file that is not one raises I2IError and is left untouched."""
+    from data.errors import I2IError
+
+    if not os.path.exists(path):
+        return []
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            fields = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise I2IError(f"{path}: cannot read the results table ({e}); move it away or pass --results") from None
+    missing = [k for k in KEY if k not in fields]
+    if missing:
+        raise I2IError(f"{path}: not a results table of this toolkit (no column {', '.join(missing)}); "
+                       "move it away or pass --results")
+    return rows
+
+
+def update_results(path, row):
+    """Add ``row`` to the table at ``path``, replacing the row with the same model/variant/data/split/resolution.
+
+    Columns the file has beyond ours are kept. Written atomically: an interruption leaves the old table.
+    """
+    from train_scripts.callbacks import atomic_write_text
+
+    rows = read_results(path)
+    key = tuple(str(row[k]) for k in KEY)
+    rows = [r for r in rows if tuple(r.get(k, "") for k in KEY) != key] + [{k: _cell(v) for k, v in row.items()}]
+    columns = list(COLUMNS) + sorted({k for r in rows for k in r} - set(COLUMNS))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write_text(path, buffer.getvalue())
+    return rows
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def format_results(rows):
+    """The results table as aligned text (the numeric columns a reader compares)."""
+    shown = ("model", "variant", "data", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean",
+             "kid_std", "lpips", "backbone", "train_steps", "wall_time_s")
+    table = [list(shown)] + [[str(r.get(k, "")) for k in shown] for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(shown))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table)
+
+
+# ------------------------------------------------------------------------------------------ command line
+
+def build_parser():
+    from metrics.backbones import BACKBONES
+    from metrics.score import ALL_METRICS
+
+    p = argparse.ArgumentParser(prog="python train_scripts/evaluate.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", help="run folder made by a train script")
+    p.add_argument("--split", default="test", help="split to score (the facades have train/val/test)")
+    p.add_argument("--metrics", default=",".join(ALL_METRICS), help="comma-separated subset")
+    p.add_argument("--backbone", choices=BACKBONES, default=None,
+                   help="FID/KID features (default: fid-inception if its weights are here, else inception, "
+                        "else alexnet; alexnet FID/KID are not comparable with published values)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--results", default=DEFAULT_RESULTS, help="results table to update")
+    p.add_argument("--no-save-images", dest="save_images", action="store_false",
+                   help="do not write the translated images to RUN_DIR/outputs_<split>/")
+    return p
+
+
+def main(argv=None):
+    import logging
+
+    from data.errors import I2IError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.batch_size < 1:
+            raise I2IError(f"--batch-size must be at least 1, got {args.batch_size}")
+        read_results(args.results)  # refuse a foreign table before spending minutes on scoring
+        row = evaluate_run(args.run_dir, args.split, args.metrics, args.backbone, args.batch_size, args.save_images)
+        rows = update_results(args.results, row)
+        print(f"\n{args.results}:")
+        print(format_results(rows))
+        return 0
+    except I2IError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
+    sys.exit(130)
