@@ -7,6 +7,8 @@ Weights start from N(0, 0.02) as in pix2pix. A convolution followed by a normali
 bias (the normalisation's offset replaces it).
 """
 
+import math
+
 import keras
 from keras import layers
 
@@ -66,3 +68,51 @@ class ReflectionPadding2D(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "padding": self.padding}
+
+
+def halving_widths(image_size, ngf=64, bottom=4):
+    """Widths of the ``C64-C128-C256-C512-C512...`` stack that halves ``image_size`` down to ``bottom``.
+
+    The pix2pix encoder's widths (Table 1, rows 2-9), capped at 8 * ``ngf`` and scaled by ``ngf / 64``.
+    """
+    levels = round(math.log2(image_size / bottom)) if image_size >= 2 * bottom else 0
+    if levels < 1 or bottom * 2**levels != image_size:
+        raise ValueError(f"image size must be {bottom} times a power of two (>= {2 * bottom}), got {image_size}")
+    return [min(2**i, 8) * ngf for i in range(levels)]
+
+
+def down_stack(x, widths, name):
+    """``C{w1}-L, C{w2}-IN-L, ...`` (the first without norm, as in pix2pix); returns every level's output."""
+    outputs = []
+    for i, filters in enumerate(widths):
+        x = down(x, filters, norm=i > 0, name=f"{name}{i + 1}")
+        outputs.append(x)
+    return outputs
+
+
+def latent_decoder(image_size=256, latent_dim=128, ngf=64, label_skips=False, channels=3, name="decoder"):
+    """``G(z | label)``: the CGAN generator and the CVAE decoder p(photo | z, label). Inputs ``[z, label]``.
+
+    The label map is encoded by :func:`down_stack` to 4x4; ``z`` is projected to a 4x4 map (dense, IN, ReLU,
+    as in DCGAN); both are concatenated (``bottleneck``) and decoded by ``CT-IN-R`` blocks mirroring the
+    encoder widths, then ``CT3-Tanh``. ``label_skips=False`` (CGAN): the label map reaches the output only
+    through the 4x4 bottleneck - no U-Net skip path, which is what separates it from Pix2Pix.
+    ``label_skips=True``: each decoder level is concatenated with the label encoder's output of its size.
+    """
+    widths = halving_widths(image_size, ngf)
+    z = keras.Input((latent_dim,), name="z")
+    label = keras.Input((image_size, image_size, channels), name="label")
+    features = down_stack(label, widths, "label_down")
+    x = layers.Dense(4 * 4 * widths[-1], use_bias=False, kernel_initializer=conv_init(), name="z_project")(z)
+    x = layers.Reshape((4, 4, widths[-1]), name="z_map")(x)
+    x = instance_norm(name="z_in")(x)
+    x = layers.ReLU(name="z_relu")(x)
+    x = layers.Concatenate(name="bottleneck")([features[-1], x])
+    for i, level in enumerate(reversed(range(len(widths) - 1))):
+        x = up(x, widths[level], name=f"up{i + 1}")
+        if label_skips:
+            x = layers.Concatenate(name=f"skip{i + 1}")([x, features[level]])
+    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", kernel_initializer=conv_init(),
+                               name="out_convT")(x)
+    outputs = layers.Activation("tanh", dtype="float32", name="out_tanh")(x)
+    return keras.Model([z, label], outputs, name=name)

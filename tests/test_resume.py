@@ -4,65 +4,21 @@ Training is deterministic on CPU here (same seed, stateless data stream keyed by
 resumed run's final weights must *equal* the uninterrupted run's, not just be close.
 """
 
-import csv
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
-import h5py
 import numpy as np
 import pytest
+
+from run_helpers import run, saved_epoch, start_and_stop, steps_logged, weights
 
 TINY = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--batch-size", "2", "--log-every", "10",
         "--checkpoint-every", "20", "--sample-every", "100", "--verbose", "0"]
 
 
-def _cmd(out, steps):
-    return [sys.executable, "train_scripts/pix2pix.py", *TINY, "--steps", str(steps), "--out", str(out)]
-
-
-def _env():
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-
-
 def _run(out, steps, repo):
-    return subprocess.run(_cmd(out, steps), cwd=repo, env=_env(), capture_output=True, text=True, timeout=600)
-
-
-def _weights(path):
-    out = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return out
-
-
-def _saved_epoch(out):
-    try:
-        with open(os.path.join(out, "backup", "training_metadata.json")) as f:
-            return json.load(f)["epoch"]
-    except (OSError, ValueError):
-        return 0
-
-
-def _start_and_stop(out, steps, repo, sig, after_epoch):
-    """Start a run, wait until its checkpoint reaches ``after_epoch``, then send ``sig``."""
-    proc = subprocess.Popen(_cmd(out, steps), cwd=repo, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.time() + 300
-    while _saved_epoch(out) < after_epoch and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be interrupted; make it longer"
-    proc.send_signal(sig)
-    stdout, stderr = proc.communicate(timeout=300)
-    return proc.returncode, stdout, stderr
-
-
-def _steps_logged(out):
-    with open(os.path.join(out, "log.csv")) as f:
-        return [int(float(r["step"])) for r in csv.DictReader(f)]
+    return run("pix2pix", TINY, out, steps, repo)
 
 
 @pytest.fixture(scope="module")
@@ -76,34 +32,34 @@ def reference(tmp_path_factory, repo_dir):
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_interrupted_run_resumes_to_the_same_end(tmp_path, repo_dir, reference, sig):
     out = tmp_path / "run"
-    code, stdout, stderr = _start_and_stop(out, 200, repo_dir, sig, after_epoch=4)
+    code, stdout, stderr = start_and_stop("pix2pix", TINY, out, 200, repo_dir, sig, after_epoch=4)
     assert code != 0 and not os.path.exists(out / "progress.json")
     if sig == signal.SIGINT:  # Ctrl-C: a checkpoint at the end of the current interval, a clean exit, a hint
         assert "checkpoint saved at step" in stdout and "Run the same command again" in stdout
         assert "Traceback" not in stderr
-    interrupted_at = _saved_epoch(out) * 10
+    interrupted_at = saved_epoch(out) * 10
     assert 40 <= interrupted_at < 200
 
     resumed = _run(out, 200, repo_dir)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {out} from its checkpoint at step {interrupted_at} of 200" in resumed.stdout
-    assert _steps_logged(out) == list(range(10, 201, 10))  # the loss curve continues, no gaps or repeats
+    assert steps_logged(out) == list(range(10, 201, 10))  # the loss curve continues, no gaps or repeats
     sessions = [json.loads(line) for line in open(out / "sessions.jsonl")]
     assert [s["start_step"] for s in sessions] == [0, interrupted_at] and sessions[-1]["end_step"] == 200
     assert sessions[0]["status"] == ("running" if sig == signal.SIGKILL else "stopped")  # kill -9 left it open
     assert sessions[-1]["status"] == "finished" and sessions[-1]["commit"]
 
-    a, b = _weights(out / "model.weights.h5"), _weights(reference / "model.weights.h5")
+    a, b = weights(out / "model.weights.h5"), weights(reference / "model.weights.h5")
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
 def test_finished_run_is_not_trained_again(reference, repo_dir):
-    before = _weights(reference / "model.weights.h5")
+    before = weights(reference / "model.weights.h5")
     again = _run(reference, 200, repo_dir)
     assert again.returncode == 0 and "already finished" in again.stdout
-    after = _weights(reference / "model.weights.h5")
+    after = weights(reference / "model.weights.h5")
     assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
