@@ -1,0 +1,264 @@
+"""The DDIM / DDPM model (study section 3.6, Tables 4-6; SPEC §Models 5-6), after the keras.io DDIM example.
+
+``DiffusionModel`` trains a noise-prediction network with the noise loss of eq. (8) (the image loss, the
+L1 error of the x_0 estimate of eq. (11), is tracked as in the study's Fig. 7 but not trained on) and keeps an
+exponential moving average of the network's weights in a second copy, ``ema_network``, as keras.io does. The EMA
+copy is an attribute of the model, so it is part of ``model.weights.h5`` and of the resume backup; it averages
+*all* weights, batch-norm statistics included (Keras optimizers' own ``use_ema`` covers only trainable
+variables and swaps the average into the model at the end of ``fit``).
+
+Conditional mode (the default; the study's DDIM was unconditional and failed): the label map is concatenated to
+the network input. With ``condition_dropout = p`` a fraction p of the training label maps is replaced by the
+"null" label map (all zeros, mid-grey, which no real label map is), so that the same network also predicts the
+unconditional noise and classifier-free guidance (Ho & Salimans 2022) can sample with
+eps = (1 + w) eps(x, label) - w eps(x, null).
+
+``prediction="velocity"`` makes the network predict v = s eps - n x_0 (Salimans & Ho 2022) instead of eps: its
+loss is eq. (8) weighted by 1 / s^2, and its x_0 estimates are not amplified by n / s (= 50 at the study's
+t = 1), which in short CPU runs turned the first sampling steps into noise. Samplers still receive eps.
+
+``translate(labels)`` samples photos for a batch of label maps with the EMA weights, the configured sampler
+(DDIM with ``eta``, or DDPM ancestral), step count and guidance, from a fixed seed: the same labels give the
+same photos. Unconditional models ignore the labels and sample as many photos.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from losses import l1_loss, l2_loss, noise_loss
+from models.diffusion import get_network
+from models.diffusion.samplers import ddim_sample, ddpm_sample
+from models.diffusion.schedules import DiffusionConfigError, add_noise, get_schedule, images_from_noise
+from models.training import build_optimizers, minimize
+
+SAMPLERS = ("ddim", "ddpm")
+PREDICTIONS = ("noise", "velocity")
+STUDY_WIDTHS = (64, 128, 256, 256)  # Table 4: D64 D128 D256 D256 (input C32 = widths[0] / 2, R512 = 2 * widths[-1])
+
+
+def build_network(name, image_size, widths, block_depth=2, condition_channels=0):
+    """The noise network ``name`` (``study``: Table 4; ``attention``: seed 003) at the level widths ``widths``.
+
+    ``study``: input 1x1 conv of ``widths[0] / 2`` channels, down blocks ``widths``, bottleneck ``2 * widths[-1]``
+    (``STUDY_WIDTHS`` gives Table 4 exactly). ``attention``: one level per width, attention at 16x16, group norm
+    with ``min(32, gcd(widths) / 2)`` groups.
+    """
+    widths = tuple(int(w) for w in widths)
+    if not widths or min(widths) < 2:
+        raise DiffusionConfigError(f"network widths must be a non-empty list of integers >= 2, got {list(widths)}")
+    if name == "study":
+        return get_network("study", image_size, condition_channels, input_width=max(1, widths[0] // 2),
+                           down_widths=widths, bottleneck_width=2 * widths[-1], block_depth=block_depth)
+    if name == "attention":
+        groups = min(32, max(1, math.gcd(*widths) // 2))
+        return get_network("attention", image_size, condition_channels, widths=widths, block_depth=block_depth,
+                           norm_groups=groups)
+    return get_network(name)  # raises the error naming the choices
+
+
+class DiffusionModel(keras.Model):
+    """DDIM (study Tables 4-6) with EMA weights for sampling, optionally conditioned on the label map.
+
+    Args:
+        image_size, network, widths, block_depth: the noise network (see ``build_network``).
+        conditional: concatenate the label map to the network input (False: the study's unconditional model).
+        schedule, max_signal_rate, min_signal_rate: the noise schedule (``get_schedule``); the signal rates are
+            the cosine-angle schedule's (Table 6: 0.95 and 0.02) and ignored by the discrete schedules.
+        ema, ema_warmup: EMA decay of the sampling weights (seed 003: 0.999); with ``ema_warmup`` update k uses
+            ``min(ema, (1 + k) / (10 + k))`` (``tf.train.ExponentialMovingAverage``'s ``num_updates`` rule), so a
+            short run does not keep its random initial weights in the average.
+        condition_dropout: fraction of training label maps replaced by the null label (classifier-free guidance).
+        guidance: guidance weight w of the sampler (0 = plain conditional sampling).
+        sampler, sampling_steps, eta, clip_denoised: reverse diffusion (``ddim`` with eta, or ``ddpm``); with
+            ``clip_denoised`` every x_0 estimate is clipped to [-1, 1].
+        prediction: ``noise`` (eps, eq. 8, the study) or ``velocity`` (v, trained on the v error).
+        sample_seed: seed of the sampler's initial noise (and of its stochastic steps).
+        seed: seed of the training randomness (noise, times, condition dropout).
+    """
+
+    def __init__(self, image_size=64, network="study", widths=STUDY_WIDTHS, block_depth=2, conditional=True,
+                 schedule="cosine-angle", max_signal_rate=0.95, min_signal_rate=0.02, ema=0.999, ema_warmup=False,
+                 condition_dropout=0.0, guidance=0.0, sampler="ddim", sampling_steps=20, eta=0.0,
+                 clip_denoised=False, prediction="noise", sample_seed=0, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.image_size, self.conditional = int(image_size), bool(conditional)
+        self.ema, self.ema_warmup = float(ema), bool(ema_warmup)
+        self.condition_dropout, self.guidance = float(condition_dropout), float(guidance)
+        self.sampler, self.sampling_steps, self.eta = sampler, int(sampling_steps), float(eta)
+        self.clip_denoised, self.sample_seed = bool(clip_denoised), int(sample_seed)
+        self.prediction = prediction
+        self._check_settings()
+        schedule_kwargs = ({"max_signal_rate": max_signal_rate, "min_signal_rate": min_signal_rate}
+                           if str(schedule).strip().lower().replace("_", "-") == "cosine-angle" else {})
+        self.schedule = get_schedule(schedule, **schedule_kwargs)
+        condition_channels = 3 if self.conditional else 0
+        self.network = build_network(network, self.image_size, widths, block_depth, condition_channels)
+        self.ema_network = keras.models.clone_model(self.network)
+        self.ema_network.set_weights(self.network.get_weights())
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.validation_seed = int(seed) + 1
+        self.validation_seed_generator = keras.random.SeedGenerator(self.validation_seed)
+        names = ("noise_loss", "image_loss") + (("velocity_loss",) if prediction == "velocity" else ())
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self._samplers = {}
+        self.built = True  # the networks are built functional models
+
+    def _check_settings(self):
+        if self.prediction not in PREDICTIONS:
+            raise DiffusionConfigError(f"unknown prediction {self.prediction!r}; choose one of {', '.join(PREDICTIONS)}")
+        if not 0.0 <= self.ema < 1.0:
+            raise DiffusionConfigError(f"EMA decay must be in [0, 1), got {self.ema}")
+        if not 0.0 <= self.condition_dropout < 1.0:
+            raise DiffusionConfigError(f"condition dropout must be in [0, 1), got {self.condition_dropout}")
+        if not self.conditional and (self.condition_dropout or self.guidance):
+            raise DiffusionConfigError("condition dropout and guidance need a conditional model (--conditional)")
+        self._check_sampling(self.sampler, self.sampling_steps, self.eta, self.guidance)
+
+    def _check_sampling(self, sampler, steps, eta, guidance):
+        if sampler not in SAMPLERS:
+            raise DiffusionConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+            raise DiffusionConfigError(f"the number of sampling steps must be a positive integer, got {steps!r}")
+        if eta < 0:
+            raise DiffusionConfigError(f"DDIM eta must be >= 0, got {eta}")
+        if guidance < 0:
+            raise DiffusionConfigError(f"guidance weight must be >= 0, got {guidance}")
+        if guidance and not self.condition_dropout:
+            raise DiffusionConfigError("guidance needs a model trained with condition dropout "
+                                       "(--condition-dropout p > 0): without it the unconditional prediction "
+                                       "it extrapolates from is never learned")
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def compile(self, optimizer, **kwargs):
+        super().compile(optimizer=None, **kwargs)  # the network's optimizer is our own attribute
+        (self.network_optimizer,) = build_optimizers([(optimizer, self.network.trainable_variables)])
+
+    def call(self, inputs, training=False):
+        """The training network's noise prediction for ``[noisy_images, noise_variances(, labels)]``."""
+        return self.network(inputs, training=training)
+
+    # ------------------------------------------------------------------------------------------ training
+    def drop_conditions(self, labels, seed=None):
+        """Replace each label map by the null label (zeros) with probability ``condition_dropout``."""
+        if not self.condition_dropout:
+            return labels
+        batch = tf.shape(labels)[0]
+        keep = keras.random.uniform((batch, 1, 1, 1), seed=seed or self.seed_generator) >= self.condition_dropout
+        return tf.where(keep, labels, tf.zeros_like(labels))
+
+    def _network_inputs(self, noisy_images, noise_variances, labels):
+        return [noisy_images, noise_variances, labels] if self.conditional else [noisy_images, noise_variances]
+
+    def _loss_terms(self, labels, photos, network, seed, training):
+        """Noise loss (eq. 8) and image loss (L1 of the eq. 11 estimate) at random times and noises."""
+        noises = keras.random.normal(tf.shape(photos), seed=seed)
+        times = self.schedule.sample_training_times((tf.shape(photos)[0], 1, 1, 1), seed=seed)
+        signal_rates, noise_rates = self.schedule.signal_and_noise_rates(times)
+        noisy_images = add_noise(photos, noises, signal_rates, noise_rates)
+        if self.conditional and training:
+            labels = self.drop_conditions(labels, seed)
+        outputs = network(self._network_inputs(noisy_images, tf.square(noise_rates), labels), training=training)
+        predicted_noises = self._noises_from_outputs(outputs, noisy_images, noise_rates)
+        predicted_images = images_from_noise(noisy_images, predicted_noises, signal_rates, noise_rates)
+        losses = {"noise_loss": noise_loss(noises, predicted_noises), "image_loss": l1_loss(photos, predicted_images)}
+        if self.prediction == "velocity":
+            losses["velocity_loss"] = l2_loss(signal_rates * noises - noise_rates * photos, outputs)
+        return losses
+
+    def _noises_from_outputs(self, outputs, noisy_images, noise_rates):
+        """The noise the network's output implies: itself, or from a velocity v = s eps - n x_0: eps = n x_t + s v."""
+        if self.prediction == "noise":
+            return outputs
+        return noise_rates * noisy_images + tf.sqrt(tf.maximum(1.0 - tf.square(noise_rates), 0.0)) * outputs
+
+    def train_step(self, data):
+        labels, photos = data
+        with tf.GradientTape() as tape:
+            losses = self._loss_terms(labels, photos, self.network, self.seed_generator, training=True)
+        loss = losses["velocity_loss" if self.prediction == "velocity" else "noise_loss"]
+        minimize(tape, self.network_optimizer, loss, self.network.trainable_variables)
+        self.update_ema()
+        return self._track(losses)
+
+    def test_step(self, data):
+        """The same losses for the EMA network (the one that samples), on reproducible noise."""
+        labels, photos = data
+        return self._track(self._loss_terms(labels, photos, self.ema_network, self.validation_seed_generator,
+                                            training=False))
+
+    def evaluate(self, *args, **kwargs):
+        """Every validation pass draws the same noises and times, so its losses are comparable over training."""
+        self.validation_seed_generator.state.assign(
+            np.asarray([self.validation_seed, 0], dtype=self.validation_seed_generator.state.dtype))
+        return super().evaluate(*args, **kwargs)
+
+    def ema_decay(self):
+        """This update's decay: ``ema``, or with warm-up ``min(ema, (1 + k) / (10 + k))`` at update k = 1, 2, ..."""
+        if not self.ema_warmup:
+            return tf.constant(self.ema, tf.float32)
+        k = tf.cast(self.network_optimizer.iterations, tf.float32)
+        return tf.minimum(self.ema, (1.0 + k) / (10.0 + k))
+
+    def update_ema(self):
+        """ema_w <- d * ema_w + (1 - d) * w for every weight of the network (batch-norm statistics included)."""
+        decay = self.ema_decay()
+        for weight, ema_weight in zip(self.network.weights, self.ema_network.weights):
+            ema_weight.assign(decay * ema_weight + (1.0 - decay) * weight)
+
+    def _track(self, losses):
+        for name, value in losses.items():
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    # ------------------------------------------------------------------------------------------ sampling
+    def translate(self, labels, steps=None, eta=None, guidance=None, sampler=None, seed=None):
+        """Label maps in [-1, 1] -> photos in [-1, 1], sampled with the EMA weights from a fixed seed.
+
+        ``steps``, ``eta``, ``guidance``, ``sampler`` and ``seed`` override the configured values for this call.
+        An unconditional model ignores the labels' content and samples ``len(labels)`` photos.
+        """
+        settings = (self.sampler if sampler is None else sampler,
+                    self.sampling_steps if steps is None else int(steps),
+                    self.eta if eta is None else float(eta),
+                    self.guidance if guidance is None else float(guidance))
+        self._check_sampling(*settings)
+        if settings not in self._samplers:
+            self._samplers[settings] = tf.function(self._sampling_function(*settings), reduce_retracing=True)
+        seed = self.sample_seed if seed is None else int(seed)
+        labels = tf.convert_to_tensor(labels, tf.float32)
+        return self._samplers[settings](labels, tf.constant(seed, tf.int32))
+
+    def predict_noise_fn(self, labels, guidance=0.0):
+        """``predict_noise(x, v)`` for the samplers: the EMA network, conditioned and guided as configured."""
+        def network_noise(noisy_images, noise_variances, conditions):
+            outputs = self.ema_network(self._network_inputs(noisy_images, noise_variances, conditions), training=False)
+            return self._noises_from_outputs(outputs, noisy_images, tf.sqrt(noise_variances))
+
+        def predict_noise(noisy_images, noise_variances):
+            if not (self.conditional and guidance):
+                return network_noise(noisy_images, noise_variances, labels)
+            both = network_noise(tf.concat([noisy_images, noisy_images], 0), tf.concat([noise_variances] * 2, 0),
+                                 tf.concat([labels, tf.zeros_like(labels)], 0))
+            conditional, unconditional = tf.split(both, 2, axis=0)
+            return (1.0 + guidance) * conditional - guidance * unconditional
+        return predict_noise
+
+    def _sampling_function(self, sampler, steps, eta, guidance):
+        def sample(labels, seed):
+            shape = tf.concat([tf.shape(labels)[:3], [3]], axis=0)
+            initial_noise = tf.random.stateless_normal(shape, seed=tf.stack([seed, -1]))
+            predict_noise = self.predict_noise_fn(labels, guidance)
+            if sampler == "ddim":
+                images = ddim_sample(predict_noise, initial_noise, self.schedule, steps=steps, eta=eta, seed=seed,
+                                     clip_images=self.clip_denoised)
+            else:
+                images = ddpm_sample(predict_noise, initial_noise, self.schedule, steps=steps, seed=seed,
+                                     clip_images=self.clip_denoised)
+            return tf.clip_by_value(images, -1.0, 1.0)
+        return sample
