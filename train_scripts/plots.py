@@ -64,6 +64,19 @@ def plot_losses(ax_list, rows, title_prefix=""):
         ax.set_title(f"{title_prefix}{key}", fontsize=8)
         ax.set_xlabel("step", fontsize=7)
         ax.tick_params(labelsize=6)
+    for ax, vkey in zip(ax_list[len(train_keys):], validation_only(rows)):  # e.g. val_kid (study Fig. 7)
+        pts = [(s, r[vkey]) for s, r in zip(steps, rows) if not math.isnan(r[vkey])]
+        if pts:
+            ax.plot(*zip(*pts), "o-", ms=3, lw=1)
+        ax.set_title(f"{title_prefix}{vkey}", fontsize=8)
+        ax.set_xlabel("step", fontsize=7)
+        ax.tick_params(labelsize=6)
+
+
+def validation_only(rows):
+    """Validation columns without a training counterpart (measured only on held-out data, like val_kid)."""
+    train_keys, val_keys = loss_columns(rows)
+    return [k for k in val_keys if k[len("val_"):] not in train_keys]
 
 
 def loss_curves(csv_path, png_path):
@@ -74,11 +87,12 @@ def loss_curves(csv_path, png_path):
     if not rows:
         return
     train_keys, _ = loss_columns(rows)
-    cols = min(3, max(1, len(train_keys)))
-    nrows = math.ceil(len(train_keys) / cols)
+    panels = len(train_keys) + len(validation_only(rows))
+    cols = min(3, max(1, panels))
+    nrows = math.ceil(panels / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.4 * nrows), squeeze=False)
     plot_losses(axes.ravel(), rows)
-    for ax in axes.ravel()[len(train_keys):]:
+    for ax in axes.ravel()[panels:]:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(png_path, dpi=100)
