@@ -21,3 +21,50 @@ def shared_dir():
 @pytest.fixture(scope="session")
 def repo_dir():
     return REPO
+
+
+# ------------------------------------------------------------------ tiny training runs (the glue's tests)
+
+GLUE_MODULES = {"__init__", "runner", "callbacks", "plots", "benchmark", "benchmark_metrics", "evaluate", "compare"}
+# Model flags that shrink a network or its side costs, used where a script has them.
+TINY_FLAGS = {"ngf": "8", "ndf": "8", "widths": "8,16", "res_blocks": "1", "sampling_steps": "2", "kid_every": "0"}
+
+
+def train_script_names():
+    """Every train script in train_scripts/ (a module that declares ``SPEC = ModelSpec(...)``), found at collection."""
+    import glob
+    import re
+
+    names = []
+    for path in sorted(glob.glob(os.path.join(REPO, "train_scripts", "*.py"))):
+        name = os.path.basename(path)[:-3]
+        with open(path) as f:
+            if name not in GLUE_MODULES and re.search(r"^SPEC\s*=\s*ModelSpec\(", f.read(), re.M):
+                names.append(name)
+    return names
+
+
+def tiny_args(script, data, steps=2, batch_size=2, image_size=32):
+    """Command-line flags for a tiny run of ``script``: its ``tiny`` preset if it has one, else ``quick``, at
+    ``image_size`` px, with the flags of TINY_FLAGS it accepts; one step per logged row and checkpoint."""
+    from train_scripts.runner import spec_for
+
+    spec = spec_for(script)
+    args = ["--preset", "tiny" if "tiny" in spec.presets else "quick", "--data", str(data),
+            "--image-size", str(image_size), "--batch-size", str(batch_size), "--steps", str(steps),
+            "--log-every", "1", "--checkpoint-every", "1", "--sample-every", str(steps), "--val-images", "2",
+            "--verbose", "0"]
+    for key, value in TINY_FLAGS.items():
+        if key in spec.arguments:
+            args += ["--" + key.replace("_", "-"), value]
+    return args
+
+
+@pytest.fixture(scope="session")
+def tiny_facades(tmp_path_factory):
+    """A 32 px synthetic facades folder in the pix2pix A|B layout: 8 train, 4 val, 4 test pairs."""
+    from data.synthetic import write_ab_folder
+
+    root = tmp_path_factory.mktemp("tiny_facades")
+    write_ab_folder(root, size=32, counts={"train": 8, "val": 4, "test": 4})
+    return root

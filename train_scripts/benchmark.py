@@ -2,6 +2,7 @@
 
     python train_scripts/benchmark.py                      # Pix2Pix at 64/128/256 px, batch 1 and 4, XLA off/on
     python train_scripts/benchmark.py --sizes 64 --batches 4 --jit off --onednn both --generators study,pix2pix
+    python train_scripts/benchmark.py --model ddim --mixed-precision none,mixed_bfloat16 --jit off
     python train_scripts/benchmark.py --pipeline-only --data /path/to/facades
 
 Each configuration runs in a fresh process, because oneDNN (``TF_ENABLE_ONEDNN_OPTS``) is read
@@ -23,18 +24,24 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def worker(job):
     """Runs inside the child process: time ``job['steps']`` training steps of one configuration."""
-    import numpy as np
     import tensorflow as tf
 
-    from train_scripts.runner import spec_for
+    from train_scripts.runner import COMMON_DEFAULTS, build_model, precision_policy, spec_for
 
     threads = job.get("threads")
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
     spec = spec_for(job["model"])
-    config = dict(spec.presets["quick"], image_size=job["size"], batch_size=job["batch"], jit_compile=job["jit"],
-                  **job.get("overrides", {}))
-    model = spec.build(config)
+    config = {**COMMON_DEFAULTS, **spec.presets["quick"], "image_size": job["size"], "batch_size": job["batch"],
+              "jit_compile": job["jit"], "mixed_precision": job.get("precision", "none"), **job.get("overrides", {})}
+    with precision_policy(config):
+        return _time_fit(build_model(spec, config), job)
+
+
+def _time_fit(model, job):
+    import numpy as np
+    import tensorflow as tf
+
     rng = np.random.default_rng(0)
     shape = (job["batch"], job["size"], job["size"], 3)
     batch = tuple(tf.constant(rng.uniform(-1, 1, shape).astype("float32")) for _ in range(2))
@@ -42,12 +49,14 @@ def worker(job):
     t0 = time.perf_counter()
     model.fit(ds, steps_per_epoch=job["warmup"], epochs=1, verbose=0)
     warm = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     model.fit(ds, steps_per_epoch=job["steps"], epochs=1, verbose=0)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    # CPU seconds per step: on a machine shared with other jobs, wall time measures the neighbours as much as the
+    # model; the process's CPU time is the steadier figure for comparing variants
     return {"steps_per_s": job["steps"] / elapsed, "images_per_s": job["steps"] * job["batch"] / elapsed,
-            "warmup_s": warm, "params": params}
+            "cpu_s_per_step": cpu / job["steps"], "warmup_s": warm, "params": params}
 
 
 def pipeline_throughput(data, size, batch, seconds=10.0):
@@ -85,6 +94,8 @@ def main(argv=None):
     p.add_argument("--sizes", default="64,128,256")
     p.add_argument("--batches", default="1,4")
     p.add_argument("--jit", default="both", choices=("off", "on", "both"))
+    p.add_argument("--mixed-precision", default="none",
+                   help="comma-separated dtype policies to time: none, mixed_float16, mixed_bfloat16 (or 'all')")
     p.add_argument("--onednn", default="on", choices=("off", "on", "both"))
     p.add_argument("--generators", default="study,pix2pix", help="Pix2Pix generator variants to time")
     p.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
@@ -115,20 +126,29 @@ def main(argv=None):
     jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
     onednns = {"off": [False], "on": [True], "both": [True, False]}[args.onednn]
     generators = args.generators.split(",") if args.model == "pix2pix" else [None]
+    from train_scripts.runner import PRECISIONS
+
+    precisions = list(PRECISIONS) if args.mixed_precision == "all" else args.mixed_precision.split(",")
+    if set(precisions) - set(PRECISIONS):
+        p.error(f"--mixed-precision: choose from {', '.join(PRECISIONS)} or all")
     extra = json.loads(args.set)
     print(f"\ntraining step ({args.model}; {args.steps} timed steps after {args.warmup} warm-up steps):")
-    print(f"  {'variant':<10} {'px':>4} {'batch':>5} {'XLA':>4} {'oneDNN':>6} {'steps/s':>8} {'images/s':>9} {'params':>11}")
-    for gen, size, batch, jit, onednn in itertools.product(generators, sizes, batches, jits, onednns):
+    print(f"  {'variant':<10} {'px':>4} {'batch':>5} {'XLA':>4} {'oneDNN':>6} {'precision':>14} {'steps/s':>8} "
+          f"{'images/s':>9} {'CPU s/step':>10} {'params':>11}")
+    for gen, size, batch, jit, onednn, precision in itertools.product(generators, sizes, batches, jits, onednns,
+                                                                       precisions):
         overrides = dict(extra, **({"generator": gen} if gen else {}))
         job = {"model": args.model, "size": size, "batch": batch, "jit": jit, "steps": args.steps,
-               "warmup": args.warmup, "threads": args.threads, "overrides": overrides}
+               "warmup": args.warmup, "threads": args.threads, "overrides": overrides, "precision": precision}
         r = run_child(job, onednn)
         results.append({"kind": "train", **job, "onednn": onednn, **r})
+        row = (f"  {gen or args.model:<10} {size:>4} {batch:>5} {'on' if jit else 'off':>4} "
+               f"{'on' if onednn else 'off':>6} {precision:>14}")
         if "error" in r:
-            print(f"  {gen or args.model:<10} {size:>4} {batch:>5} {'on' if jit else 'off':>4} {'on' if onednn else 'off':>6}  error: {r['error']}")
+            print(f"{row}  error: {r['error']}")
         else:
-            print(f"  {gen or args.model:<10} {size:>4} {batch:>5} {'on' if jit else 'off':>4} {'on' if onednn else 'off':>6} "
-                  f"{r['steps_per_s']:8.2f} {r['images_per_s']:9.2f} {r['params']:11,d}", flush=True)
+            print(f"{row} {r['steps_per_s']:8.2f} {r['images_per_s']:9.2f} {r['cpu_s_per_step']:10.3f} "
+                  f"{r['params']:11,d}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -1,5 +1,5 @@
 """Small callbacks of ours; everything else is Keras's own (BackupAndRestore, CSVLogger, TensorBoard,
-ModelCheckpoint, TerminateOnNaN).
+TerminateOnNaN), made atomic or multi-loss where Keras's are not.
 
 A Keras "epoch" in this toolkit is one logging interval of ``log_every`` training steps, so the
 per-epoch machinery of Keras (metric means, CSV rows, checkpoints) works at step granularity.
@@ -64,10 +64,12 @@ class TerminateOnNonFinite(keras.callbacks.TerminateOnNaN):
         if bad:
             step = self._epoch * self.steps_per_epoch + batch + 1
             good = self.backup.saved_epoch() * self.steps_per_epoch
+            kept = (f"The last good checkpoint (step {good}) is kept in {self.backup.backup_dir}; the same command "
+                    f"resumes from it" if good else "No checkpoint had been written yet")
             raise I2IError(
                 f"non-finite loss at step {step} ({', '.join(f'{k}={float(np.asarray(v))}' for k, v in bad.items())}); "
-                f"training stopped. The last good checkpoint (step {good}) is kept in {self.backup.backup_dir}; "
-                "lower the learning rate or check the data, then run again."
+                f"training stopped. {kept}. Lower the learning rate (or try --mixed-precision none) or check the "
+                "data, then run again."
             )
 
 
@@ -106,66 +108,118 @@ class GracefulInterrupt(keras.callbacks.Callback):
             signal.signal(signal.SIGINT, self._previous)
 
 
-class IntervalModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """``ModelCheckpoint`` of the weights every ``every_epochs`` epochs and at the last epoch."""
+class TimeBudget(keras.callbacks.Callback):
+    """Stop when the run's cumulative wall time (``logs['wall_time_s']`` from :class:`StepInfo`, all sessions)
+    reaches ``budget_s``: checkpoint and weights are saved at that logging interval, and the run counts as finished.
+
+    ``budget_s`` 0 means no budget. Used for equal-time comparisons of models on a CPU (compare.py).
+    """
+
+    def __init__(self, budget_s, backup, weights_path, steps_per_epoch):
+        super().__init__()
+        self.budget_s, self.backup, self.weights_path = float(budget_s), backup, weights_path
+        self.steps_per_epoch = steps_per_epoch
+        self.last_wall_time = 0.0
+
+    def reached(self, wall_time_s):
+        return self.budget_s > 0 and wall_time_s >= self.budget_s
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.last_wall_time = (logs or {}).get("wall_time_s", 0.0)
+        if self.reached(self.last_wall_time) and epoch + 1 > self.backup.saved_epoch():
+            self.backup._current_epoch = epoch + 1
+            self.backup._save_model()
+            atomic_save_weights(self.model, self.weights_path)
+            self.model.stop_training = True
+
+
+class IntervalModelCheckpoint(keras.callbacks.Callback):
+    """The weights every ``every_epochs`` epochs and at the last epoch, like ``ModelCheckpoint(save_weights_only=True)``
+    but written atomically (:func:`atomic_save_weights`): a kill during the save leaves the previous file intact."""
 
     def __init__(self, filepath, every_epochs, total_epochs):
-        super().__init__(filepath, save_weights_only=True, save_freq="epoch")
-        self.every, self.total = max(1, every_epochs), total_epochs
+        super().__init__()
+        self.filepath, self.every, self.total = filepath, max(1, every_epochs), total_epochs
+
+    def on_train_begin(self, logs=None):
+        folder = os.path.dirname(os.path.abspath(self.filepath))
+        for name in os.listdir(folder) if os.path.isdir(folder) else []:
+            if name.startswith(".tmp-") and name.endswith(".weights.h5"):  # left by a save that was killed
+                os.remove(os.path.join(folder, name))
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0 or epoch + 1 == self.total:
-            super().on_epoch_end(epoch, logs)
+            atomic_save_weights(self.model, self.filepath)
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """``BackupAndRestore`` whose saves are atomic and happen every ``save_every`` epochs.
 
-    Keras writes the weights file in place and the epoch counter afterwards, so a kill during a
-    save can leave a corrupt file or weights that do not match the counter. Here both are
-    written to temporary files and moved into place with ``os.replace`` - weights first, then
-    the counter - so the folder always holds a consistent state. The last epoch is always saved.
+    Keras writes ``latest.weights.h5`` in place and the epoch counter afterwards, so a kill during a
+    save can leave a corrupt file or weights that do not match the counter. Here each save writes a
+    new ``ckpt-<epoch>.weights.h5`` (through a temporary file and ``os.replace``), then commits it by
+    replacing ``training_metadata.json`` - epoch, weights file name and random-generator states in one
+    atomic rename - and only then deletes the previous checkpoint. A kill at any point leaves either
+    the old checkpoint or the new one, complete. The last epoch is always saved.
     """
 
     def __init__(self, backup_dir, save_every=1, total_epochs=None):
-        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False, double_checkpoint=False)
         self.save_every = max(1, int(save_every))
         self.total_epochs = total_epochs
 
-    def saved_epoch(self):
-        """Number of epochs completed in the backup (0 when there is none)."""
+    def _metadata(self):
+        """The committed backup state (``{}`` when there is none)."""
         try:
             with open(self._training_metadata_path) as f:
-                return int(json.load(f)["epoch"])
+                meta = json.load(f)
+            int(meta["epoch"])
+            return meta
         except FileNotFoundError:
-            return 0
-        except (ValueError, KeyError, OSError) as e:
-            raise I2IError(f"{self._training_metadata_path}: unreadable backup state ({e}); delete the backup folder to start over") from None
+            return {}
+        except (ValueError, KeyError, TypeError, OSError) as e:
+            raise I2IError(f"{self._training_metadata_path}: unreadable backup state ({type(e).__name__}: {e}). "
+                           f"{self._start_over}") from None
+
+    @property
+    def _start_over(self):
+        return f"To start over, run with a new --out (or delete {self.backup_dir})."
+
+    def saved_epoch(self):
+        """Number of epochs completed in the backup (0 when there is none)."""
+        return int(self._metadata().get("epoch", 0))
+
+    def weights_file(self):
+        """The weights file of the committed backup (Keras's ``latest.weights.h5`` for older backups)."""
+        name = self._metadata().get("weights", os.path.basename(self._weights_path))
+        return os.path.join(self.backup_dir, name)
 
     def _seed_states(self):
         """Random-generator states (dropout masks, sampling noise): Keras does not save them with the weights."""
         return [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
 
     def _load_model(self):
-        super()._load_model()
-        if os.path.exists(self._training_metadata_path):
-            with open(self._training_metadata_path) as f:
-                states = json.load(f).get("seed_states")
-            variables = self._seed_states()
-            if states is not None and len(states) == len(variables):
-                for v, state in zip(variables, states):
-                    v.assign(np.asarray(state, dtype=v.dtype))
+        meta = self._metadata()
+        if not meta:
+            return
+        weights = self.weights_file()
+        if not os.path.exists(weights):
+            raise I2IError(f"{weights}: missing, but {self._training_metadata_path} refers to it (step "
+                           f"{meta['epoch']} checkpoint). {self._start_over}")
+        try:
+            self.model.load_weights(weights)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise I2IError(f"{weights}: cannot restore the checkpoint ({type(e).__name__}: {e}). The file is "
+                           f"truncated or corrupt, or from another model configuration. {self._start_over}") from None
+        states, variables = meta.get("seed_states"), self._seed_states()
+        if states is not None and len(states) == len(variables):
+            for v, state in zip(variables, states):
+                v.assign(np.asarray(state, dtype=v.dtype))
+        self.model._initial_epoch = int(meta["epoch"])
 
     def on_train_begin(self, logs=None):
-        if os.path.exists(self._training_metadata_path) and not os.path.exists(self._weights_path):
-            raise I2IError(f"{self.backup_dir}: backup state without its weights file; delete the folder to start over")
-        try:
-            self._load_model()
-        except (OSError, ValueError) as e:
-            raise I2IError(
-                f"{self._weights_path}: cannot restore the checkpoint ({type(e).__name__}: {e}). "
-                "It may be corrupt or from a different model configuration; delete it to start over."
-            ) from None
+        self._remove_unreferenced(keep_temporary=False)  # temporary files of a save that was killed
+        self._load_model()
 
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch + 1
@@ -174,17 +228,40 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".weights.h5", dir=self.backup_dir)
-        os.close(fd)
-        try:
-            self.model.save_weights(tmp, overwrite=True)
-            os.replace(tmp, self._weights_path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        name = f"ckpt-{self._current_epoch:07d}.weights.h5"
+        atomic_save_weights(self.model, os.path.join(self.backup_dir, name))
         seed_states = [np.asarray(v).tolist() for v in self._seed_states()]
-        atomic_write_text(self._training_metadata_path,
-                          json.dumps({"epoch": self._current_epoch, "batch": 0, "seed_states": seed_states}))
+        atomic_write_text(self._training_metadata_path, json.dumps(
+            {"epoch": self._current_epoch, "batch": 0, "weights": name, "seed_states": seed_states}))
+        self._remove_unreferenced(keep_temporary=True)
+
+    def _remove_unreferenced(self, keep_temporary):
+        """Delete checkpoint files the committed metadata does not name (older ones, leftovers of a kill)."""
+        if not os.path.isdir(self.backup_dir):
+            return
+        current = os.path.basename(self.weights_file())
+        for name in os.listdir(self.backup_dir):
+            temporary = name.startswith((".tmp-", "tmp"))
+            if name != current and (name.endswith(".weights.h5") or temporary) and not (temporary and keep_temporary):
+                try:
+                    os.remove(os.path.join(self.backup_dir, name))
+                except OSError:
+                    pass
+
+
+def atomic_save_weights(model, path):
+    """``model.save_weights(path)`` through a temporary file in the same folder and ``os.replace``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".weights.h5", prefix=".tmp-", dir=directory)
+    os.close(fd)
+    try:
+        model.save_weights(tmp, overwrite=True)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def atomic_write_text(path, text):

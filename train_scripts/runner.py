@@ -14,10 +14,16 @@ here, the same for every model:
   ``TensorBoard``, ``ModelCheckpoint``, ``TerminateOnNaN`` - plus ours for sample grids,
   loss plots and step bookkeeping;
 * the same command run again resumes from the last checkpoint (and says so); a folder made
-  by another model or with another config is refused.
+  by another model or with another config is refused;
+* before training: the run folder must be writable and its disk must hold the checkpoints;
+* ``--strategy`` (``tf.distribute``: the model is built in ``strategy.scope()``, Keras splits each
+  global batch of ``--batch-size`` images over the replicas, ``models.training.minimize`` scales
+  the gradients so losses are means over the global batch) and ``--mixed-precision`` (a Keras
+  dtype policy set before the model is built) work for every model.
 """
 
 import argparse
+import contextlib
 import datetime
 import importlib
 import json
@@ -25,7 +31,9 @@ import logging
 import os
 import platform
 import re
+import shutil
 import subprocess
+import tempfile
 import sys
 import time
 from dataclasses import dataclass, field
@@ -49,7 +57,15 @@ COMMON_KEYS = {
     "eval_split": "split scored after training (falls back to val when absent)",
     "jit_compile": "XLA-compile the train step",
     "steps_per_execution": "train steps per tf.function call",
+    "mixed_precision": "Keras dtype policy: none (float32) | mixed_float16 (with loss scaling) | mixed_bfloat16",
+    "budget_minutes": "wall-clock training budget: stop at the first logging interval past it and count the run "
+                      "as finished (0 = train all --steps; compare.py gives every model the same budget)",
 }
+# Common keys added after the first presets were written: their values when a preset (or the config.json of an
+# older run) does not name them.
+COMMON_DEFAULTS = {"mixed_precision": "none", "budget_minutes": 0.0}
+PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("default", "mirrored", "multiworker")
 
 
 @dataclass
@@ -79,11 +95,19 @@ def build_parser(spec):
     p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity")
     p.add_argument("--out", default=None, help="run folder (default: runs/<model>-<preset>[-<overrides>])")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--strategy", default="default", choices=STRATEGIES,
+                   help="tf.distribute strategy: default (one device) | mirrored (all local GPUs, else all logical "
+                        "CPUs) | multiworker (MultiWorkerMirroredStrategy; one worker only until Keras 3's fit "
+                        "supports more); --batch-size is the global batch, split over the replicas")
     types = {"image_size": int, "expand": int, "batch_size": int, "steps": int, "seed": int, "log_every": int,
-             "checkpoint_every": int, "sample_every": int, "val_images": int, "steps_per_execution": int}
+             "checkpoint_every": int, "sample_every": int, "val_images": int, "steps_per_execution": int,
+             "budget_minutes": float}
     for key, helptext in COMMON_KEYS.items():
         if key == "jit_compile":
             p.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None, help=helptext)
+            continue
+        if key == "mixed_precision":
+            p.add_argument("--mixed-precision", dest=key, default=None, choices=PRECISIONS, help=helptext)
             continue
         p.add_argument("--" + key.replace("_", "-"), dest=key, type=types.get(key, str), default=None, help=helptext)
     for key, (typ, helptext, *choices) in spec.arguments.items():
@@ -97,7 +121,7 @@ def build_parser(spec):
 
 def resolve_config(spec, args):
     """The preset's config with the user's flags applied, plus the list of overridden keys."""
-    config = dict(spec.presets[args.preset])
+    config = {**COMMON_DEFAULTS, **spec.presets[args.preset]}
     overrides = {}
     for key in list(COMMON_KEYS) + list(spec.arguments):
         value = getattr(args, key, None)
@@ -118,6 +142,8 @@ def check_config(config):
         raise I2IError(f"--steps {config['steps']} must be a multiple of --log-every {config['log_every']}")
     if config["image_size"] not in (16, 32, 64, 128, 256, 512):
         raise I2IError(f"--image-size {config['image_size']}: use 256 (paper), 128 or 64")
+    if config["mixed_precision"] not in PRECISIONS:
+        raise I2IError(f"mixed_precision {config['mixed_precision']!r}: use one of {', '.join(PRECISIONS)}")
 
 
 def default_run_dir(spec, preset, overrides):
@@ -206,8 +232,9 @@ class RunFolder:
                     f"{self.path} holds a {saved.get('model', 'unknown')} run, not {model}; "
                     f"use --out to choose another folder"
                 )
-            diff = {k: (saved["config"].get(k), v) for k, v in config.items() if saved["config"].get(k) != v}
-            diff.update({k: (v, None) for k, v in saved["config"].items() if k not in config})
+            there = {**COMMON_DEFAULTS, **saved["config"]}
+            diff = {k: (there.get(k), v) for k, v in config.items() if there.get(k) != v}
+            diff.update({k: (v, None) for k, v in there.items() if k not in config})
             if diff:
                 lines = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in sorted(diff.items()))
                 raise I2IError(f"{self.path} holds a {model} run with a different config ({lines}); "
@@ -219,8 +246,53 @@ class RunFolder:
             os.makedirs(self.path, exist_ok=True)
             atomic_write_text(self.config_path, json.dumps({"model": model, "preset": preset, "config": config}, indent=2))
         except OSError as e:
-            raise I2IError(f"{self.path}: cannot write the run folder ({e.strerror or e})") from None
+            raise I2IError(f"{self.path}: cannot write the run folder ({e.strerror or e}); "
+                           "choose another --out") from None
         return True
+
+    def check_writable(self):
+        """Fail with a clear message if the folder (or a subfolder or file we add to) cannot be written."""
+        from data.errors import I2IError
+
+        folders = [self.path] + [self.file(d) for d in ("backup", "samples", "tensorboard")
+                                 if os.path.isdir(self.file(d))]
+        for folder in folders:
+            try:
+                fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+                os.close(fd)
+                os.remove(probe)
+            except OSError as e:
+                raise I2IError(f"{folder}: the run folder is not writable ({e.strerror or e}); "
+                               f"fix its permissions or choose another --out") from None
+        for name in ("sessions.jsonl", "log.csv"):  # appended to in place
+            path = self.file(name)
+            if os.path.exists(path) and not os.access(path, os.W_OK):
+                raise I2IError(f"{path}: not writable; fix its permissions or choose another --out")
+
+    def check_free_space(self, model):
+        """Fail before training if the disk cannot hold the checkpoints (see :func:`checkpoint_bytes`).
+
+        A run keeps two checkpoints (``backup/`` and ``model.weights.h5``) and writes each through a
+        temporary copy, so up to three exist at once; files already there are replaced.
+        """
+        from data.errors import I2IError
+
+        size = checkpoint_bytes(model)
+        existing = sum(os.path.getsize(p) for p in self.checkpoint_files())
+        need = 3 * size + SMALL_FILES_BYTES - existing
+        free = shutil.disk_usage(self.path).free
+        if free < need:
+            raise I2IError(
+                f"{self.path}: not enough free disk space: {free / 2**20:.1f} MiB free, the checkpoints need about "
+                f"{need / 2**20:.1f} MiB (one checkpoint = weights + optimizer state = {size / 2**20:.1f} MiB, kept in "
+                f"backup/ and model.weights.h5, plus a temporary copy while saving); free some space or choose "
+                f"another --out")
+
+    def checkpoint_files(self):
+        backup = self.file("backup")
+        names = os.listdir(backup) if os.path.isdir(backup) else []
+        files = [os.path.join(backup, n) for n in names if n.endswith(".h5")]
+        return files + [p for p in [self.file("model.weights.h5")] if os.path.exists(p)]
 
     def progress(self):
         try:
@@ -255,6 +327,75 @@ class RunFolder:
             return []
 
 
+SMALL_FILES_BYTES = 16 * 2**20  # logs, sample grids, plots, TensorBoard events of a run (generous)
+
+
+def checkpoint_bytes(model):
+    """Bytes of one checkpoint of ``model``: its weights plus the variables of every optimizer it holds."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    optimizers = {id(o): o for o in [*vars(model).values(), getattr(model, "optimizer", None)]
+                  if isinstance(o, keras.optimizers.Optimizer)}
+    variables = list(model.weights)
+    for optimizer in optimizers.values():
+        variables += optimizer.variables
+        if hasattr(optimizer, "inner_optimizer"):  # a LossScaleOptimizer's file repeats its inner optimizer's slots
+            variables += optimizer.inner_optimizer.variables
+    return sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in variables)
+
+
+@contextlib.contextmanager
+def precision_policy(config):
+    """The Keras dtype policy of ``config['mixed_precision']`` while the block runs (the previous one after)."""
+    import keras
+
+    name = config.get("mixed_precision", COMMON_DEFAULTS["mixed_precision"])
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy("float32" if name == "none" else name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+
+
+def build_model(spec, config, strategy=None):
+    """``spec.build(config)`` under the config's precision policy and inside ``strategy.scope()``."""
+    import tensorflow as tf
+
+    with precision_policy(config), (strategy or tf.distribute.get_strategy()).scope():
+        return spec.build(config)
+
+
+def make_strategy(name):
+    """The ``tf.distribute`` strategy of ``--strategy``; ``mirrored`` uses all GPUs, else all logical CPUs."""
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+
+
+def check_multiworker(strategy):
+    """Refuse a cluster of several workers: Keras 3's ``fit`` fails under it (keras-team/keras#20585)."""
+    from data.errors import I2IError
+
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    workers = sum(len(cluster.get(job, [])) for job in ("chief", "worker"))
+    if workers > 1:
+        raise I2IError(f"--strategy multiworker: TF_CONFIG describes {workers} workers, but Keras 3's fit() cannot "
+                       "train across several workers yet (keras-team/keras#20585, tensorflow/tensorflow#72388); "
+                       "use --strategy mirrored for the devices of one machine")
+
+
 def spec_for(model_name):
     """The ModelSpec of a model name (imports ``train_scripts.<name>``)."""
     from data.errors import I2IError
@@ -272,16 +413,22 @@ def load_trained(run_dir):
 
     run = RunFolder(run_dir)
     saved = run.read_config()
+    if not isinstance(saved, dict) or "model" not in saved or not isinstance(saved.get("config"), dict):
+        raise I2IError(f"{run.config_path}: not the config of a run (no 'model' and 'config' entries)")
     spec = spec_for(saved["model"])
-    model = spec.build(saved["config"])
+    config = {**COMMON_DEFAULTS, **saved["config"]}
     weights = run.file("model.weights.h5")
     if not os.path.exists(weights):
-        raise I2IError(f"{run.path}: no model.weights.h5 yet (the run has not reached its first checkpoint)")
+        raise I2IError(f"{weights}: missing (the run has not reached its first checkpoint, or the file was removed)")
+    model = build_model(spec, config)
     try:
         model.load_weights(weights)
-    except (OSError, ValueError) as e:
-        raise I2IError(f"{weights}: cannot load ({type(e).__name__}: {e})") from None
-    return spec, saved["config"], model, run
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise I2IError(
+            f"{weights}: cannot load ({type(e).__name__}: {e}). The file is truncated or corrupt, or holds the "
+            f"weights of another model or resolution than {run.config_path} describes "
+            f"({saved['model']} at {config.get('image_size')} px)") from None
+    return spec, config, model, run
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -306,19 +453,38 @@ def _load_data(spec, config):
     return source, train, val
 
 
-def train(spec, config, run, verbose=1):
-    """Train (or resume) the run; returns the model."""
+def train(spec, config, run, verbose=1, strategy=None, strategy_name="default"):
+    """Train (or resume) the run under ``strategy`` (default: one device); returns ``(model, source)``."""
+    import keras
+    import tensorflow as tf
+
+    from data.errors import I2IError
+
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if config["batch_size"] % replicas:
+        raise I2IError(f"--batch-size {config['batch_size']} is the global batch and must split evenly over the "
+                       f"{replicas} replicas of --strategy {strategy_name}")
+    keras.utils.set_random_seed(config["seed"])
+    source, train_pairs, val_pairs = _load_data(spec, config)
+    print(f"data: {len(train_pairs)} training pairs, {len(val_pairs)} validation pairs "
+          f"({config['data']}, {config['image_size']} px)")
+    if replicas > 1:
+        print(f"strategy: {strategy_name}, {replicas} replicas, {config['batch_size'] // replicas} images per replica "
+              f"and step")
+    with precision_policy(config):  # kept while training: train steps are traced under it
+        model = build_model(spec, config, strategy)
+        run.check_free_space(model)
+        return _fit(spec, config, run, model, source, val_pairs, train_pairs, verbose, strategy, strategy_name)
+
+
+def _fit(spec, config, run, model, source, val_pairs, train_pairs, verbose, strategy, strategy_name):
     import keras
 
     from data.pipeline import eval_dataset, to_model_range, training_dataset
     from train_scripts import callbacks as cb
 
-    keras.utils.set_random_seed(config["seed"])
-    source, train_pairs, val_pairs = _load_data(spec, config)
-    print(f"data: {len(train_pairs)} training pairs, {len(val_pairs)} validation pairs "
-          f"({config['data']}, {config['image_size']} px)")
-    model = spec.build(config)
-
+    replicas = strategy.num_replicas_in_sync
     log_every = config["log_every"]
     epochs = config["steps"] // log_every
     backup = cb.AtomicBackupAndRestore(run.file("backup"), save_every=config["checkpoint_every"] // log_every,
@@ -335,33 +501,48 @@ def train(spec, config, run, verbose=1):
                           config["steps"], config["seed"], start_step=start_epoch * log_every,
                           expand=config["expand"], augment=config["jitter"] != "none", paired=spec.paired)
     n_val = config["val_images"] or len(val_pairs)
+    if replicas > 1 and n_val % config["batch_size"] and n_val > config["batch_size"]:
+        # a short last batch would be split unevenly (or not at all) over the replicas, whose means then differ
+        n_val -= n_val % config["batch_size"]
+        print(f"note: validating on {n_val} images, a multiple of the global batch")
     val_ds = eval_dataset(val_pairs.labels[:n_val], val_pairs.photos[:n_val], config["batch_size"])
     k = min(4, len(val_pairs))
     sample_labels, sample_photos = (to_model_range(x[:k]).numpy() for x in (val_pairs.labels, val_pairs.photos))
     ckpt_epochs = config["checkpoint_every"] // log_every
+    weights_path = run.file("model.weights.h5")
+    budget = cb.TimeBudget(60.0 * config.get("budget_minutes", 0.0), backup, weights_path, log_every)
+    budget.last_wall_time = wall_offset
+    if budget.reached(wall_offset):
+        start_epoch = epochs  # the budget ran out before the run was marked finished: nothing left to train
     callbacks = [
         cb.StepInfo(log_every, wall_time_offset=wall_offset, val_keys=["val_" + m.name for m in model.metrics]),
         *(spec.callbacks(config, model, val_pairs, run) if spec.callbacks else []),
         cb.TerminateOnNonFinite(log_every, backup),
         cb.GracefulInterrupt(backup, log_every),
+        budget,
         backup,
         keras.callbacks.CSVLogger(csv_path, append=True),
         keras.callbacks.TensorBoard(run.file("tensorboard"), write_graph=False, update_freq="epoch"),
-        cb.IntervalModelCheckpoint(run.file("model.weights.h5"), every_epochs=ckpt_epochs, total_epochs=epochs),
+        cb.IntervalModelCheckpoint(weights_path, every_epochs=ckpt_epochs, total_epochs=epochs),
         cb.SampleGrid(run.file("samples"), sample_labels, sample_photos, lambda x: model.translate(x),
                       every_epochs=config["sample_every"] // log_every, steps_per_epoch=log_every),
         cb.LossPlot(csv_path, run.file("losses.png"), every_epochs=ckpt_epochs),
     ]
     run.append_session({"started": datetime.datetime.now().isoformat(timespec="seconds"),
                         "command": " ".join(sys.argv), "start_step": start_epoch * log_every, "status": "running",
-                        **environment()})
+                        "strategy": strategy_name, "replicas": replicas,
+                        "batch_per_replica": config["batch_size"] // replicas, **environment()})
     t0 = time.perf_counter()
     status = "interrupted"
     try:
         if start_epoch < epochs:
             model.fit(ds, epochs=epochs, steps_per_epoch=log_every, initial_epoch=start_epoch, callbacks=callbacks,
                       validation_data=val_ds, validation_freq=ckpt_epochs, shuffle=False, verbose=verbose)
-        status = "finished" if backup.saved_epoch() == epochs else "stopped"
+        else:  # stopped after its last checkpoint but before it was marked finished: take the weights from there
+            backup.set_model(model)
+            backup.on_train_begin()
+            cb.atomic_save_weights(model, weights_path)
+        status = "finished" if backup.saved_epoch() == epochs or budget.reached(budget.last_wall_time) else "stopped"
     except Exception as e:
         status = f"failed: {type(e).__name__}"
         raise
@@ -370,7 +551,10 @@ def train(spec, config, run, verbose=1):
                                 wall_time_s=round(time.perf_counter() - t0, 1))
     if status != "finished":
         raise KeyboardInterrupt
-    run.set_progress(finished=True, steps=config["steps"])
+    steps_done = backup.saved_epoch() * log_every
+    run.set_progress(finished=True, steps=steps_done, **({"budget_reached": True} if steps_done < config["steps"] else {}))
+    if steps_done < config["steps"]:
+        print(f"training budget of {config['budget_minutes']:g} min reached at step {steps_done}: run finished")
     return model, source
 
 
@@ -429,8 +613,13 @@ def main(spec, argv=None):
         print_config(spec, args.preset, config, overrides)
         if args.print_config:
             return 0
-        run = RunFolder(args.out or default_run_dir(spec, args.preset, overrides))
+        out = args.out or default_run_dir(spec, args.preset, overrides)
+        strategy = make_strategy(args.strategy) if args.strategy != "default" else None  # before any other TF op
+        if args.strategy == "multiworker":
+            check_multiworker(strategy)
+        run = RunFolder(out)
         run.open(spec.name, args.preset, config)
+        run.check_writable()
         print(f"run folder: {run.path}")
         if run.progress().get("finished"):
             print(f"this run already finished its {config['steps']} steps; scoring it again")
@@ -439,7 +628,7 @@ def main(spec, argv=None):
 
             quick_scores(model, open_source(config["data"]), config, run)
             return 0
-        model, source = train(spec, config, run, verbose=args.verbose)
+        model, source = train(spec, config, run, verbose=args.verbose, strategy=strategy, strategy_name=args.strategy)
         quick_scores(model, source, config, run)
         print(f"done: {run.path}")
         return 0
