@@ -1,0 +1,81 @@
+"""compare.py end to end on a tiny synthetic setup: every model trained a few steps, scored, reported; rerun reuses."""
+
+import csv
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from train_scripts import compare
+
+MODELS = list(compare.MODELS)
+N_SAMPLES = 3
+
+
+def _args(out):
+    return ["--models", ",".join(MODELS), "--image-size", "32", "--steps", "2", "--split", "val", "--backbone",
+            "alexnet", "--samples", str(N_SAMPLES), "--out", str(out / "results"), "--runs", str(out / "runs")]
+
+
+def _compare(repo, out):
+    return subprocess.run([sys.executable, "train_scripts/compare.py", *_args(out)], cwd=repo, capture_output=True,
+                          text=True, timeout=1200, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, repo_dir):
+    out = tmp_path_factory.mktemp("compare")
+    done = _compare(repo_dir, out)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out, done
+
+
+def test_every_output_is_written_with_one_finite_row_per_model(first_run):
+    out, done = first_run
+    results = out / "results"
+    for name in ("metrics.csv", "comparison.png", "loss_curves.png", "report.html"):
+        assert (results / name).stat().st_size > 0, name
+    with open(results / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["model"] for r in rows) == sorted(compare.MODELS[m][0] for m in MODELS)
+    assert len({(r["model"], r["variant"]) for r in rows}) == len(MODELS)  # pix2pix bce and lsgan apart
+    for row in rows:
+        assert row["split"] == "val" and row["n_images"] == "100" and row["resolution"] == "32x32"
+        assert row["train_steps"] == "2" and row["backbone"] == "alexnet"
+        for key in ("psnr", "ssim", "fid", "kid_mean", "kid_std", "lpips"):
+            assert math.isfinite(float(row[key])), (row["model"], key)
+    report = (results / "report.html").read_text()
+    assert all(f"<h3>{name}</h3>" in report for name in MODELS) and "data:image/png;base64" in report
+    assert Image.open(results / "comparison.png").size[0] > Image.open(results / "comparison.png").size[1]
+
+
+def test_comparison_grid_has_a_row_per_sample_and_a_column_per_model_plus_two(first_run):
+    out, _ = first_run
+    args = compare.build_parser().parse_args(_args(out))
+    run_dirs = {n: str(out / "runs" / n) for n in MODELS}
+    columns, titles = compare.comparison_columns(MODELS, run_dirs, args, N_SAMPLES)
+    assert titles == ["label map", "ground truth", *MODELS]
+    assert len(columns) == len(MODELS) + 2
+    assert all(c.shape == (N_SAMPLES, 32, 32, 3) for c in columns)
+    assert not all((columns[2] == c).all() for c in columns[3:])  # the models' columns are their own outputs
+
+
+def test_a_second_run_reuses_finished_runs(first_run, repo_dir):
+    out, _ = first_run
+    weights = {n: os.path.getmtime(out / "runs" / n / "model.weights.h5") for n in MODELS}
+    again = _compare(repo_dir, out)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("already finished") == len(MODELS)
+    assert again.stdout.count("scores of this checkpoint already there") == len(MODELS)
+    assert weights == {n: os.path.getmtime(out / "runs" / n / "model.weights.h5") for n in MODELS}
+
+
+def test_unknown_model_and_missing_budget_are_refused(tmp_path, repo_dir):
+    for extra, message in ((["--models", "pix2pix,vqgan"], "unknown model(s) pix2pix, vqgan"),
+                           (["--preset", "budget"], "--preset budget needs --budget-minutes")):
+        done = subprocess.run([sys.executable, "train_scripts/compare.py", *extra, "--out", str(tmp_path)],
+                              cwd=repo_dir, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr

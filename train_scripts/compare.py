@@ -1,0 +1,348 @@
+"""Train, score and report every model: one command for the study's comparison (SPEC "Outputs").
+
+    python train_scripts/compare.py                                   # quick presets, synthetic facades
+    python train_scripts/compare.py --data facades --preset budget --budget-minutes 10 --split val
+
+Each model is trained by its own train script in a subprocess (a finished run of the same config is
+reused, an interrupted one resumed), scored by ``evaluate.py`` on the split, and then ``--out`` gets
+``metrics.csv``, ``comparison.png`` (label map | ground truth | one column per model),
+``loss_curves.png`` (one panel per model) and ``report.html`` (all of it on one offline page).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from train_scripts.runner import REPO_ROOT  # noqa: E402
+
+# comparison name -> (train script, flags that make the variant)
+MODELS = {
+    "cvae": ("cvae", []),
+    "cgan": ("cgan", []),
+    "pix2pix-lsgan": ("pix2pix", ["--gan-loss", "lsgan"]),
+    "pix2pix-bce": ("pix2pix", ["--gan-loss", "bce"]),
+    "cyclegan": ("cyclegan", []),
+    "ddim": ("ddim", []),
+}
+PRESETS = {
+    # preset -> (train scripts' preset, default image size)
+    "quick": ("quick", 64),
+    "budget": ("quick", 64),  # the quick networks, trained on --data for --budget-minutes each
+    "paper": ("paper", 256),
+}
+BUDGET_STEP_CAP = 1_000_000  # budget runs stop on time, long before this
+
+
+class CompareError(Exception):
+    pass
+
+
+def parse_models(text):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown or not names:
+        raise CompareError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from {','.join(MODELS)}")
+    return names
+
+
+def train_command(name, args):
+    """The train-script command line of one model of the comparison."""
+    script, variant = MODELS[name]
+    preset, default_size = PRESETS[args.preset]
+    cmd = [sys.executable, os.path.join(REPO_ROOT, "train_scripts", f"{script}.py"), "--preset", preset, *variant,
+           "--data", args.data, "--image-size", str(args.image_size or default_size), "--eval-split", args.split,
+           "--out", os.path.join(args.runs, name), "--verbose", "2"]
+    if args.budget_minutes:
+        cmd += ["--budget-minutes", f"{args.budget_minutes:g}"]
+    steps = args.steps or (BUDGET_STEP_CAP if args.preset == "budget" else None)
+    if steps:
+        cmd += ["--steps", str(steps)]
+    interval = args.log_every or args.steps  # else the script's preset intervals
+    if interval:
+        cmd += ["--log-every", str(interval), "--checkpoint-every", str(interval), "--sample-every", str(interval)]
+    if args.batch_size:
+        cmd += ["--batch-size", str(args.batch_size)]
+    if args.seed is not None:
+        cmd += ["--seed", str(args.seed)]
+    return cmd
+
+
+def run_streaming(cmd, log_path, prefix):
+    """Run ``cmd``, copying its output to ``log_path`` and, prefixed, to our stdout. Returns the exit code."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"), PYTHONUNBUFFERED="1")
+    with open(log_path, "a") as log:
+        log.write(f"\n$ {shlex.join(cmd)}\n")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                cwd=REPO_ROOT)
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                if _worth_showing(line):
+                    print(f"  [{prefix}] {line.rstrip()}", flush=True)
+            return proc.wait()
+        except KeyboardInterrupt:  # the child got the same SIGINT: let it save its checkpoint
+            proc.wait()
+            raise
+
+
+def _worth_showing(line):
+    text = line.strip()
+    if not text or text.startswith(("I0000", "W0000", "E0000", "WARNING: All log")):
+        return False
+    return not text.startswith(("*", " ")) or text.startswith("* ")
+
+
+def score_run(run_dir, args, log_path, prefix):
+    """Score a run with evaluate.py unless its saved scores are newer than its weights and cover the request."""
+    from train_scripts.evaluate import COLUMNS
+
+    scores = os.path.join(run_dir, f"scores_{args.split}_full.json")
+    weights = os.path.join(run_dir, "model.weights.h5")
+    wanted = set(args.metrics.split(","))
+    if os.path.exists(scores) and os.path.getmtime(scores) >= os.path.getmtime(weights):
+        with open(scores) as f:
+            saved = json.load(f)
+        if wanted <= set(saved.get("metrics", [])) and (args.backbone in (None, saved.get("backbone"))
+                                                        or "fid" not in wanted and "kid" not in wanted):
+            print(f"  [{prefix}] scores of this checkpoint already there ({scores})")
+            return {k: saved.get(k) for k in COLUMNS}
+    cmd = [sys.executable, os.path.join(REPO_ROOT, "train_scripts", "evaluate.py"), run_dir, "--split", args.split,
+           "--metrics", args.metrics, "--results", os.path.join(args.out, "metrics.csv")]
+    if args.backbone:
+        cmd += ["--backbone", args.backbone]
+    if run_streaming(cmd, log_path, prefix) != 0:
+        raise CompareError(f"scoring {run_dir} failed; see {log_path}")
+    with open(scores) as f:
+        saved = json.load(f)
+    return {k: saved.get(k) for k in COLUMNS}
+
+
+# ---------------------------------------------------------------------------------------------- figures
+
+def comparison_columns(names, run_dirs, args, n_samples):
+    """Columns of the study's comparison figure: label map, ground truth, then each model's outputs.
+
+    Rows are ``n_samples`` images spread evenly over the split, read back from each run's
+    ``outputs_<split>/`` (written by evaluate.py) so the figure shows exactly what was scored.
+    """
+    import numpy as np
+
+    from data.images import read_image
+    from data.sources import open_source, resize
+
+    size = args.image_size or PRESETS[args.preset][1]
+    pairs = open_source(args.data).load(args.split, size)
+    picks = np.linspace(0, len(pairs) - 1, min(n_samples, len(pairs))).round().astype(int)
+    stems = [os.path.splitext(os.path.basename(pairs.names[i]))[0] for i in picks]
+    columns = [pairs.labels[picks], pairs.photos[picks]]
+    for name in names:
+        folder = os.path.join(run_dirs[name], f"outputs_{args.split}")
+        columns.append(np.stack([resize(read_image(os.path.join(folder, s + ".png")), size) for s in stems]))
+    return columns, ["label map", "ground truth", *names]
+
+
+def comparison_figure(path, names, run_dirs, args, n_samples):
+    from train_scripts.plots import image_grid
+
+    columns, titles = comparison_columns(names, run_dirs, args, n_samples)
+    size = columns[0].shape[1]
+    image_grid(path, columns, titles, title=f"{args.data} '{args.split}', {size} px, preset {args.preset}")
+
+
+def loss_figure(path, names, run_dirs):
+    """One panel per model with every training loss term of its log.csv."""
+    import math
+
+    import matplotlib.pyplot as plt
+
+    from train_scripts.callbacks import read_log
+    from train_scripts.plots import loss_columns
+
+    cols = min(3, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, name in zip(axes.ravel(), names):
+        log = read_log(os.path.join(run_dirs[name], "log.csv"))
+        keys, _ = loss_columns(log)
+        steps = [r["step"] for r in log]
+        for key in keys:
+            values = [r[key] for r in log]
+            ax.plot(steps, values, lw=1, label=key)
+        positive = all(r[k] > 0 for r in log for k in keys if not math.isnan(r[k]))
+        if positive and keys:
+            ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.legend(fontsize=6, ncol=2)
+    for ax in axes.ravel()[len(names):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------- report
+
+def write_report(path, args, names, run_dirs, rows, figures, command, started, wall):
+    import base64
+    import html
+
+    from train_scripts.runner import RunFolder, environment
+
+    def img(file):
+        with open(file, "rb") as f:
+            return f'<img src="data:image/png;base64,{base64.b64encode(f.read()).decode()}" style="max-width:100%">'
+
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return html.escape("" if v is None else str(v))
+
+    shown = ("psnr", "ssim", "fid", "kid_mean", "kid_std", "lpips", "backbone", "resolution", "n_images",
+             "train_steps", "wall_time_s")
+    env = environment()
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>i2i-compare report</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 7px;font-size:13px;text-align:right}th{background:#eee}"
+        "td:first-child{text-align:left}pre{background:#f6f6f6;padding:6px;font-size:12px;overflow:auto}</style>",
+        "</head><body>",
+        f"<h1>i2i-compare: {html.escape(args.data)}, preset {args.preset}, scored on '{args.split}'</h1>",
+        f"<p>Command: <code>{html.escape(command)}</code><br>Generated {started} in {wall / 60:.1f} min on "
+        f"{html.escape(env['device']['cpu'])} ({env['device']['cpu_count']} cores, GPUs: "
+        f"{html.escape(', '.join(env['device']['gpus']) or 'none')}); commit {html.escape(env['commit'])}; "
+        f"TensorFlow {env['tensorflow']}, Keras {env['keras']}.</p>",
+    ]
+    if args.preset == "budget" or args.budget_minutes:
+        parts.append(f"<p>Every model trained for the same wall-clock budget of {args.budget_minutes:g} minutes "
+                     "(training steps, periodic validation and sample grids included; scoring not).</p>")
+    parts.append("<h2>Metrics</h2><table><tr><th>model</th>" + "".join(f"<th>{k}</th>" for k in shown) + "</tr>")
+    for name in names:
+        parts.append(f"<tr><td>{name}</td>" + "".join(f"<td>{cell(rows[name].get(k))}</td>" for k in shown) + "</tr>")
+    parts.append("</table><p>PSNR, SSIM: higher is better; FID, KID, LPIPS: lower is better. FID/KID with the "
+                 "<code>alexnet</code> backbone are not on the scale of published (Inception) values.</p>")
+    parts += ["<h2>Samples</h2>", img(figures["comparison"]), "<h2>Training losses</h2>", img(figures["losses"]),
+              "<h2>Runs</h2>"]
+    for name in names:
+        run = RunFolder(run_dirs[name])
+        saved = run.read_config()
+        sessions = run.sessions()
+        trained = sum(float(s.get("wall_time_s") or 0) for s in sessions)
+        parts.append(f"<h3>{name}</h3><p>{html.escape(run.path)}: {len(sessions)} session(s), "
+                     f"{trained / 60:.1f} min of training, last step {rows[name].get('train_steps')}.</p>")
+        parts.append("<details><summary>sessions</summary><pre>" + html.escape(
+            "\n".join(f"{s.get('started')} {s.get('status')} steps {s.get('start_step')}->{s.get('end_step')} "
+                      f"{s.get('wall_time_s')} s  commit {s.get('commit')}\n  $ {s.get('command')}" for s in sessions))
+            + "</pre></details>")
+        parts.append("<details><summary>config</summary><pre>" + html.escape(json.dumps(saved, indent=1))
+                     + "</pre></details>")
+    parts.append("</body></html>")
+    from train_scripts.callbacks import atomic_write_text
+
+    atomic_write_text(path, "\n".join(parts))
+
+
+# ------------------------------------------------------------------------------------------ command line
+
+def build_parser():
+    from metrics.backbones import BACKBONES
+
+    p = argparse.ArgumentParser(prog="python train_scripts/compare.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default="synthetic", help="synthetic | facades | PATH")
+    p.add_argument("--preset", default="quick", choices=sorted(PRESETS),
+                   help="quick: each script's quick preset; budget: the quick networks for --budget-minutes each; "
+                        "paper: the study's settings")
+    p.add_argument("--budget-minutes", type=float, default=0.0,
+                   help="wall-clock training budget per model (required by --preset budget)")
+    p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of %(default)s")
+    p.add_argument("--split", default="test", help="split scored (the shared facades have val only: use val)")
+    p.add_argument("--image-size", type=int, default=None, help="resolution of every model (default: 64, paper 256)")
+    p.add_argument("--steps", type=int, default=None, help="override every model's training steps")
+    p.add_argument("--log-every", type=int, default=None, help="with --steps or budget: logging/checkpoint interval")
+    p.add_argument("--batch-size", type=int, default=None, help="override every model's batch size")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--metrics", default="psnr,ssim,fid,kid,lpips")
+    p.add_argument("--backbone", choices=BACKBONES, default=None, help="FID/KID backbone (default: best available)")
+    p.add_argument("--samples", type=int, default=6, help="rows of the comparison figure")
+    p.add_argument("--runs", default=None, help="folder of the runs (default runs/compare-<data>-<preset>[-...])")
+    p.add_argument("--out", default=os.path.join(REPO_ROOT, "results"), help="folder of the tables and figures")
+    return p
+
+
+def default_runs_dir(args):
+    data = os.path.basename(os.path.normpath(args.data)) or "data"
+    parts = [f"compare-{data}-{args.preset}"]
+    if args.image_size:
+        parts.append(f"{args.image_size}px")
+    if args.budget_minutes:
+        parts.append(f"{args.budget_minutes:g}min")
+    if args.steps:
+        parts.append(f"{args.steps}steps")
+    return os.path.join(REPO_ROOT, "runs", "-".join(parts))
+
+
+def main(argv=None):
+    from data.errors import I2IError
+
+    args = build_parser().parse_args(argv)
+    command = shlex.join(["python", "train_scripts/compare.py", *(sys.argv[1:] if argv is None else argv)])
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    try:
+        names = parse_models(args.models)
+        if args.preset == "budget" and not args.budget_minutes:
+            raise CompareError("--preset budget needs --budget-minutes M (the same training time for every model)")
+        args.runs = os.path.abspath(args.runs or default_runs_dir(args))
+        args.out = os.path.abspath(args.out)
+        os.makedirs(args.runs, exist_ok=True)
+        os.makedirs(args.out, exist_ok=True)
+        from train_scripts.evaluate import read_results, update_results
+
+        read_results(os.path.join(args.out, "metrics.csv"))  # refuse a foreign table before hours of training
+        run_dirs = {n: os.path.join(args.runs, n) for n in names}
+        rows = {}
+        for i, name in enumerate(names, 1):
+            log_path = os.path.join(args.runs, f"{name}.log")
+            cmd = train_command(name, args)
+            print(f"[{i}/{len(names)}] {name}: training -> {run_dirs[name]}", flush=True)
+            t = time.perf_counter()
+            code = run_streaming(cmd, log_path, name)
+            if code == 130:
+                raise KeyboardInterrupt
+            if code != 0:
+                raise CompareError(f"training {name} failed (exit {code}); its output is in {log_path}")
+            print(f"[{i}/{len(names)}] {name}: trained ({time.perf_counter() - t:.0f} s this session); scoring "
+                  f"on '{args.split}'", flush=True)
+            rows[name] = score_run(run_dirs[name], args, log_path, name)
+            update_results(os.path.join(args.out, "metrics.csv"), rows[name])
+        figures = {"comparison": os.path.join(args.out, "comparison.png"),
+                   "losses": os.path.join(args.out, "loss_curves.png")}
+        comparison_figure(figures["comparison"], names, run_dirs, args, args.samples)
+        loss_figure(figures["losses"], names, run_dirs)
+        write_report(os.path.join(args.out, "report.html"), args, names, run_dirs, rows, figures, command, started,
+                     time.perf_counter() - t0)
+        from train_scripts.evaluate import format_results
+
+        print("\n" + format_results([rows[n] for n in names]))
+        print(f"\nwrote {args.out}/metrics.csv, comparison.png, loss_curves.png, report.html")
+        return 0
+    except (CompareError, I2IError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted. Run the same command again: finished runs are reused, the others resume.",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
