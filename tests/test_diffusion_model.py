@@ -124,6 +124,44 @@ def test_velocity_prediction_implies_the_true_noise_and_is_trained_on_the_veloci
     np.testing.assert_allclose(model._noises_from_outputs(velocity, noisy, noise_rates), noises, atol=1e-5)
 
 
+def test_image_prediction_implies_the_true_noise():
+    model = tiny_model(prediction="image", max_signal_rate=0.999)
+    rng = np.random.default_rng(1)
+    photos, noises = (tf.constant(rng.uniform(-1, 1, (3, 4, 4, 3)), tf.float32) for _ in range(2))
+    times = tf.constant([0.0, 0.5, 1.0])[:, None, None, None]
+    signal_rates, noise_rates = model.schedule.signal_and_noise_rates(times)
+    noisy = signal_rates * photos + noise_rates * noises
+    np.testing.assert_allclose(model._noises_from_outputs(photos, noisy, noise_rates), noises, atol=1e-4)
+
+
+@pytest.mark.parametrize("prediction", ["noise", "velocity", "image"])
+def test_min_snr_weighting_weights_the_x0_error_by_min_snr_gamma(prediction):
+    """Hang et al. (2023): whatever the network predicts, the trained loss is the mean of min(SNR, gamma) |x0 error|^2."""
+    model = tiny_model(prediction=prediction, loss_weighting="min-snr", min_snr_gamma=5.0, max_signal_rate=0.999)
+    assert model.trained_loss_name == "weighted_loss" and "weighted_loss" in [m.name for m in model.metrics]
+    rng = np.random.default_rng(2)
+    photos = tf.constant(rng.uniform(-1, 1, (64, 4, 4, 3)), tf.float32)
+    fixed = rng.normal(0, 0.3, (64, 4, 4, 3)).astype("float32")  # the same network output for every time
+
+    def constant_network(inputs, training):
+        return tf.constant(fixed)
+
+    losses = model._loss_terms(tf.zeros_like(photos), photos, constant_network, keras.random.SeedGenerator(3),
+                               training=True)
+    # redraw the same noises and times to compute the x_0 errors by hand
+    generator = keras.random.SeedGenerator(3)
+    noises = keras.random.normal(tf.shape(photos), seed=generator)
+    times = model.schedule.sample_training_times((64, 1, 1, 1), seed=generator)
+    s, n = (r.numpy() for r in model.schedule.signal_and_noise_rates(times))
+    x = s * photos.numpy() + n * noises.numpy()
+    eps = model._noises_from_outputs(tf.constant(fixed), tf.constant(x), tf.constant(n)).numpy()
+    x0_errors = np.mean(np.square((x - n * eps) / s - photos.numpy()), axis=(1, 2, 3))
+    snr = (s / n).ravel() ** 2
+    assert snr.max() > 5.0 > snr.min()  # both sides of the clip are exercised
+    expected = np.mean(np.minimum(snr, 5.0) * x0_errors)
+    assert float(losses["weighted_loss"]) == pytest.approx(expected, rel=2e-3)
+
+
 # ---------------------------------------------------------------------------------------- sampling
 
 @pytest.fixture(scope="module")
@@ -178,6 +216,9 @@ def test_unconditional_model_ignores_the_label_maps():
     (dict(schedule="quadratic"), "unknown noise schedule"),
     (dict(widths=(4, 8, 8, 8, 8, 8)), "image size 32"),
     (dict(network="transformer"), "unknown diffusion network"),
+    (dict(loss_weighting="p2"), "unknown loss weighting"),
+    (dict(conditional=False, condition_every_level=True), "needs a conditional model"),
+    (dict(network="attention", widths=(8, 16), condition_every_level=True), "only for the study network"),
 ])
 def test_bad_settings_raise_clear_errors(kwargs, message):
     with pytest.raises(I2IError, match=message):

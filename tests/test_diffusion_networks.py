@@ -147,6 +147,34 @@ def test_conditional_networks_use_the_condition_and_the_noise_variance():
             assert np.all(np.any(gradient != 0, axis=(1, 2, 3))), f"{model.name} ignores the {name}"
 
 
+def test_condition_every_level_feeds_the_pooled_label_map_to_every_block():
+    """Off (Table 4) the label enters only the input conv; on, it is concatenated, pooled, before every level."""
+    table4 = study_unet(32, 3, input_width=4, down_widths=(4, 8), bottleneck_width=8, block_depth=1)
+    assert [layer.name for layer in table4.layers if "condition" in layer.name] == ["condition_images",
+                                                                                    "condition_concat"]
+    model = study_unet(32, 3, input_width=4, down_widths=(4, 8), bottleneck_width=8, block_depth=1,
+                       condition_every_level=True)
+    expected = {"down1_condition_concat": (32, 32, 4 + 32 + 3), "down2_condition_concat": (16, 16, 4 + 3),
+                "bottleneck_condition_concat": (8, 8, 8 + 3), "up1_condition_concat": (16, 16, 8 + 3),
+                "up2_condition_concat": (32, 32, 8 + 3)}
+    for name, shape in expected.items():
+        assert output_shape(model, name) == shape, name
+    assert model.get_layer("condition_pool2").pool_size == (4, 4)
+    randomize_weights(model)
+    input_conv = model.get_layer("input_conv")
+    kernel, bias = input_conv.get_weights()
+    kernel[:, :, 3:, :] = 0.0  # cut the Table 4 path: the label can only arrive through the other levels
+    input_conv.set_weights([kernel, bias])
+    noisy, variances, condition = (tf.constant(x) for x in inputs_for(model, batch=2))
+    with tf.GradientTape() as tape:
+        tape.watch(condition)
+        prediction = model([noisy, variances, condition])
+    assert np.all(np.any(tape.gradient(prediction, condition).numpy() != 0, axis=(1, 2, 3)))
+    with pytest.raises(I2IError, match="only for the study network"):
+        from models.diffusion.model import build_network
+        build_network("attention", 32, (8, 16), condition_channels=3, condition_every_level=True)
+
+
 @pytest.mark.parametrize("image_size", [32, 64])
 def test_attention_unet_attends_at_16x16_and_outputs_the_input_shape(image_size):
     model = attention_unet(image_size, widths=(8, 16, 32), block_depth=1, norm_groups=4)

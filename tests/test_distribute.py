@@ -125,11 +125,7 @@ def _rows(logs):
 
 # Models known to break under the mixed policies, with why (strict: the test fails once they are fixed, so the
 # entry gets removed).
-MIXED_PRECISION_BROKEN = {
-    "ddim": "the U-Net's output_conv computes in half precision; schedules multiply its noise prediction by "
-            "float32 rates (TypeError/InvalidArgumentError in train_step, test_step and translate). Fix: give the "
-            "last layer dtype='float32' as pix2pix does (out_tanh).",
-}
+MIXED_PRECISION_BROKEN = {}  # script -> reason, for a model known to fail (strict xfail: fixed models fail it)
 
 
 def _mixed_params():

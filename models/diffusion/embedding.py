@@ -64,6 +64,14 @@ def network_inputs(image_size, condition_channels, image_channels=3):
     return [noisy_images, noise_variances, condition_images], stacked
 
 
+def condition_at_level(condition_images, level, name):
+    """The condition (label map) average-pooled to level ``level`` (``image_size / 2**level``), to be concatenated
+    to a block's input: the label reaches every resolution, not only the first layer (Table 4 feeds it only there)."""
+    if level == 0:
+        return condition_images
+    return layers.AveragePooling2D(pool_size=2 ** level, name=name)(condition_images)
+
+
 def check_image_size(image_size, levels, network):
     """``image_size`` must halve ``levels`` times without remainder."""
     if isinstance(image_size, bool) or int(image_size) != image_size or image_size < 2 ** levels \

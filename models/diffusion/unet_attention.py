@@ -112,5 +112,5 @@ def attention_unet(image_size=64, condition_channels=0, widths=(64, 128, 256), b
 
     x = layers.GroupNormalization(norm_groups, name="output_norm")(x)
     x = layers.Activation("swish", name="output_swish")(x)
-    x = layers.Conv2D(image_channels, 3, padding="same", kernel_initializer="zeros", name="output_conv")(x)
+    x = layers.Conv2D(image_channels, 3, padding="same", kernel_initializer="zeros", dtype="float32", name="output_conv")(x)
     return keras.Model(inputs, x, name=name)

@@ -29,7 +29,7 @@ import keras
 from keras import layers
 
 from models.diffusion.embedding import (STUDY_MAX_FREQUENCY, SinusoidalEmbedding, check_image_size,
-                                       network_inputs)
+                                       condition_at_level, network_inputs)
 
 
 def residual_block(x, width, name):
@@ -50,9 +50,13 @@ def down_block(x, skips, width, depth, name):
     return layers.AveragePooling2D(pool_size=2, name=name)(x)
 
 
-def up_block(x, skips, width, depth, name):
-    """Block U: bilinear 2x up-sampling, then per residual block a concat with one kept skip."""
+def up_block(x, skips, width, depth, name, after_upsampling=None):
+    """Block U: bilinear 2x up-sampling, then per residual block a concat with one kept skip.
+
+    ``after_upsampling(x)``, if given, transforms the up-sampled map first (e.g. concatenates the label map)."""
     x = layers.UpSampling2D(size=2, interpolation="bilinear", name=f"{name}_upsample")(x)
+    if after_upsampling is not None:
+        x = after_upsampling(x)
     for i in range(depth):
         x = layers.Concatenate(name=f"{name}_concat{i + 1}")([x, skips.pop()])
         x = residual_block(x, width, f"{name}_res{i + 1}")
@@ -61,15 +65,26 @@ def up_block(x, skips, width, depth, name):
 
 def study_unet(image_size=64, condition_channels=0, input_width=32, down_widths=(64, 128, 256, 256),
                bottleneck_width=512, block_depth=2, embedding_dims=32,
-               embedding_max_frequency=STUDY_MAX_FREQUENCY, image_channels=3, name="study_unet"):
+               embedding_max_frequency=STUDY_MAX_FREQUENCY, image_channels=3, condition_every_level=False,
+               name="study_unet"):
     """Table 4's U-Net (defaults) as a functional ``keras.Model`` predicting the noise of eq. (10).
 
     ``condition_channels=3`` adds a ``condition_images`` input (the label map) concatenated to the noisy
-    image before row 1-1-2. Up blocks mirror ``down_widths``. Smaller widths build tiny test networks.
+    image before row 1-1-2. With ``condition_every_level`` (not in Table 4) the label map, average-pooled to
+    each resolution, is also concatenated to the input of every down block, the bottleneck and every up block
+    (after its up-sampling). Up blocks mirror ``down_widths``. Smaller widths build tiny test networks.
     """
     image_size = check_image_size(image_size, len(down_widths), "study U-Net")
     inputs, images = network_inputs(image_size, condition_channels, image_channels)
     noise_variances = inputs[1]
+    levels = len(down_widths)
+    condition_levels = ([condition_at_level(inputs[2], level, f"condition_pool{level}")
+                         for level in range(levels + 1)] if condition_channels and condition_every_level else None)
+
+    def with_condition(x, level, name):
+        if condition_levels is None:
+            return x
+        return layers.Concatenate(name=f"{name}_condition_concat")([x, condition_levels[level]])
 
     x = layers.Conv2D(input_width, 1, name="input_conv")(images)
     embedding = SinusoidalEmbedding(embedding_dims, 1.0, embedding_max_frequency, name="noise_embedding")
@@ -79,10 +94,13 @@ def study_unet(image_size=64, condition_channels=0, input_width=32, down_widths=
 
     skips = []
     for i, width in enumerate(down_widths):
-        x = down_block(x, skips, width, block_depth, f"down{i + 1}")
+        x = down_block(with_condition(x, i, f"down{i + 1}"), skips, width, block_depth, f"down{i + 1}")
+    x = with_condition(x, levels, "bottleneck")
     for i in range(block_depth):
         x = residual_block(x, bottleneck_width, f"bottleneck_res{i + 1}")
     for i, width in enumerate(reversed(down_widths)):
-        x = up_block(x, skips, width, block_depth, f"up{i + 1}")
-    x = layers.Conv2D(image_channels, 1, kernel_initializer="zeros", name="output_conv")(x)
+        level = levels - 1 - i
+        x = up_block(x, skips, width, block_depth, f"up{i + 1}",
+                     lambda y, level=level, name=f"up{i + 1}": with_condition(y, level, name))
+    x = layers.Conv2D(image_channels, 1, kernel_initializer="zeros", dtype="float32", name="output_conv")(x)
     return keras.Model(inputs, x, name=name)
