@@ -39,7 +39,9 @@ def variant_of(spec, preset, config):
 
     Steps and logging intervals are not part of it (``train_steps`` is a column of its own).
     """
-    base = spec.presets.get(preset, {})
+    from train_scripts.runner import COMMON_DEFAULTS
+
+    base = {**COMMON_DEFAULTS, **spec.presets.get(preset, {})}
     changed = [f"{k}={config[k]}" for k in sorted(config) if k not in BOOKKEEPING and base.get(k) != config[k]]
     return " ".join([preset, *changed])
 

@@ -518,10 +518,12 @@ def _fit(spec, config, run, model, source, val_pairs, train_pairs, verbose, stra
         cb.StepInfo(log_every, wall_time_offset=wall_offset, val_keys=["val_" + m.name for m in model.metrics]),
         *(spec.callbacks(config, model, val_pairs, run) if spec.callbacks else []),
         cb.TerminateOnNonFinite(log_every, backup),
+        # the log row of an interval is written before its checkpoint is committed: a kill in between resumes
+        # from the previous checkpoint and drops the extra rows, never leaves a gap in log.csv
+        keras.callbacks.CSVLogger(csv_path, append=True),
         cb.GracefulInterrupt(backup, log_every),
         budget,
         backup,
-        keras.callbacks.CSVLogger(csv_path, append=True),
         keras.callbacks.TensorBoard(run.file("tensorboard"), write_graph=False, update_freq="epoch"),
         cb.IntervalModelCheckpoint(weights_path, every_epochs=ckpt_epochs, total_epochs=epochs),
         cb.SampleGrid(run.file("samples"), sample_labels, sample_photos, lambda x: model.translate(x),
