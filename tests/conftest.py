@@ -68,3 +68,18 @@ def tiny_facades(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_facades")
     write_ab_folder(root, size=32, counts={"train": 8, "val": 4, "test": 4})
     return root
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """A user without the weight files and without network: empty weight folders, downloads fail."""
+    import keras
+
+    def no_network(*args, **kwargs):
+        raise OSError("network disabled in tests")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_network)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(tmp_path / "weights"))
+    (tmp_path / "weights").mkdir()
+    return tmp_path

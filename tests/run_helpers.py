@@ -65,3 +65,25 @@ def log_rows(out):
 
 def steps_logged(out):
     return [int(r["step"]) for r in log_rows(out)]
+
+
+def assert_resumes_to_reference(script, args, out, steps, repo, reference, sig, every, log_keys=()):
+    """Interrupt a run with ``sig`` after its 4th logged interval, rerun it, and check it ends as ``reference``:
+    the resume message, a log with every interval once, and weights equal to the uninterrupted run's."""
+    import numpy as np
+
+    code, stdout, stderr = start_and_stop(script, args, out, steps, repo, sig, after_epoch=4)
+    assert code != 0 and not os.path.exists(os.path.join(out, "progress.json"))
+    assert "Traceback" not in stderr
+    interrupted_at = saved_epoch(out) * every
+    assert 4 * every <= interrupted_at < steps
+    resumed = run(script, args, out, steps, repo)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {out} from its checkpoint at step {interrupted_at} of {steps}" in resumed.stdout
+    assert steps_logged(out) == list(range(every, steps + 1, every))
+    assert set(log_rows(out)[0]) >= set(log_keys)
+    a, b = weights(os.path.join(out, "model.weights.h5")), weights(os.path.join(reference, "model.weights.h5"))
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    return stdout, stderr

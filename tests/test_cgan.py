@@ -158,22 +158,9 @@ def reference(tmp_path_factory, repo_dir):
 
 
 def test_interrupted_run_resumes_to_the_same_end(tmp_path, repo_dir, reference):
-    out = tmp_path / "run"
-    code, stdout, stderr = rh.start_and_stop("cgan", TINY, out, TINY_STEPS, repo_dir, signal.SIGINT, after_epoch=4)
-    assert code != 0 and not os.path.exists(out / "progress.json")
-    assert "Run the same command again" in stdout + stderr and "Traceback" not in stderr
-    interrupted_at = rh.saved_epoch(out) * 10
-    assert 40 <= interrupted_at < TINY_STEPS
-
-    resumed = rh.run("cgan", TINY, out, TINY_STEPS, repo_dir)
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming {out} from its checkpoint at step {interrupted_at} of {TINY_STEPS}" in resumed.stdout
-    assert rh.steps_logged(out) == list(range(10, TINY_STEPS + 1, 10))
-    assert set(rh.log_rows(out)[0]) >= {"g_loss", "d_loss", "d_acc", "val_d_acc"}
-    a, b = rh.weights(out / "model.weights.h5"), rh.weights(reference / "model.weights.h5")
-    assert a.keys() == b.keys()
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    stdout, stderr = rh.assert_resumes_to_reference("cgan", TINY, tmp_path / "run", TINY_STEPS, repo_dir, reference,
+                                                    signal.SIGINT, 10, {"g_loss", "d_loss", "d_acc", "val_d_acc"})
+    assert "Run the same command again" in stdout + stderr
 
 
 def test_run_folder_of_another_model_is_refused(reference, capsys):

@@ -144,21 +144,8 @@ def reference(tmp_path_factory, repo_dir):
 
 
 def test_killed_run_resumes_to_the_same_end(tmp_path, repo_dir, reference):
-    out = tmp_path / "run"
-    code, _, _ = rh.start_and_stop("cvae", TINY, out, TINY_STEPS, repo_dir, signal.SIGKILL, after_epoch=4)
-    assert code != 0 and not os.path.exists(out / "progress.json")
-    interrupted_at = rh.saved_epoch(out) * 10
-    assert 40 <= interrupted_at < TINY_STEPS
-
-    resumed = rh.run("cvae", TINY, out, TINY_STEPS, repo_dir)
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming {out} from its checkpoint at step {interrupted_at} of {TINY_STEPS}" in resumed.stdout
-    assert rh.steps_logged(out) == list(range(10, TINY_STEPS + 1, 10))
-    assert set(rh.log_rows(out)[0]) >= {"loss", "reconstruction_loss", "kl_loss", "val_kl_loss"}
-    a, b = rh.weights(out / "model.weights.h5"), rh.weights(reference / "model.weights.h5")
-    assert a.keys() == b.keys()
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    rh.assert_resumes_to_reference("cvae", TINY, tmp_path / "run", TINY_STEPS, repo_dir, reference, signal.SIGKILL, 10,
+                                   {"loss", "reconstruction_loss", "kl_loss", "val_kl_loss"})
 
 
 def test_run_folder_of_another_model_is_refused(reference, capsys):

@@ -42,20 +42,6 @@ EXPECTED = np.load(FIXTURES / "fid_inception_expected.npz")
 IMAGES = [read_image(FIXTURES / name) for name in EXPECTED["images"]]  # 64x64, 256x256, 160x480, 299x299
 
 
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """Empty weight folders and no downloads: a user without the files and without network."""
-
-    def no_network(*args, **kwargs):
-        raise OSError("network disabled in tests")
-
-    monkeypatch.setattr(keras.utils, "get_file", no_network)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(tmp_path / "weights"))
-    (tmp_path / "weights").mkdir()
-    return tmp_path
-
-
 # ------------------------------------------------------------------------------------------ fid-inception
 @pytest.fixture(scope="module")
 def fid_state():

@@ -33,21 +33,6 @@ def image(name):
     return read_image(FIXTURES / name)
 
 
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """Empty weight folders and no downloads: the situation of a user without the files and without network."""
-    import keras
-
-    def no_network(*args, **kwargs):
-        raise OSError("network disabled in tests")
-
-    monkeypatch.setattr(keras.utils, "get_file", no_network)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(tmp_path / "empty"))
-    (tmp_path / "empty").mkdir()
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
 def model():
     if not (WEIGHTS_DIR / lp.NPZ_NAME).is_file():
@@ -126,7 +111,7 @@ def test_missing_weights_error_names_the_files(offline):
 @needs_weights
 def test_truncated_npz_in_weights_dir_is_reported(offline):
     data = (WEIGHTS_DIR / lp.NPZ_NAME).read_bytes()
-    (offline / "empty" / lp.NPZ_NAME).write_bytes(data[: len(data) // 3])
+    (offline / "weights" / lp.NPZ_NAME).write_bytes(data[: len(data) // 3])
     with pytest.raises(WeightsError, match="truncated or corrupt") as e:
         lp.LPIPS()
     assert lp.NPZ_NAME in str(e.value)
@@ -173,11 +158,11 @@ def test_official_pth_files_are_used_without_the_npz(offline, monkeypatch):
     """Without the npz, lpips's alex.pth + torchvision's AlexNet .pth give the same arrays and distances."""
     from metrics.weights import file_digest
 
-    arrays = _official_files(offline / "empty")
+    arrays = _official_files(offline / "weights")
     # the real torchvision file's sha256 starts with 7be5be79; ours is a re-serialisation of the same arrays
     with pytest.raises(WeightsError, match=lp.ALEXNET_NAME):
         lp.LPIPS()
-    ours = file_digest(offline / "empty" / lp.ALEXNET_NAME, "sha256")
+    ours = file_digest(offline / "weights" / lp.ALEXNET_NAME, "sha256")
     monkeypatch.setattr(lp, "ALEXNET_SHA256_PREFIX", ours[:8])
     model = lp.LPIPS()
     for name in arrays:
