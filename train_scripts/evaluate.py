@@ -155,6 +155,16 @@ def update_results(path, row):
     return rows
 
 
+def _number(value):
+    """A CSV cell back to a float where it is one (rows read from a file hold strings)."""
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value for c in ".e") else value
+        except ValueError:
+            return value
+    return value
+
+
 def _cell(value):
     if value is None:
         return ""
@@ -167,7 +177,7 @@ def format_results(rows):
     """The results table as aligned text (the numeric columns a reader compares)."""
     shown = ("model", "variant", "data", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean",
              "kid_std", "lpips", "backbone", "train_steps", "wall_time_s")
-    table = [list(shown)] + [[str(r.get(k, "")) for k in shown] for r in rows]
+    table = [list(shown)] + [[_cell(_number(r.get(k))) for k in shown] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(shown))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table)
 

@@ -420,6 +420,9 @@ def load_trained(run_dir):
     weights = run.file("model.weights.h5")
     if not os.path.exists(weights):
         raise I2IError(f"{weights}: missing (the run has not reached its first checkpoint, or the file was removed)")
+    import keras
+
+    keras.utils.set_random_seed(config["seed"])  # stochastic translate (CVAE z, dropout) gives the same outputs each time
     model = build_model(spec, config)
     try:
         model.load_weights(weights)
