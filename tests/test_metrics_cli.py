@@ -37,17 +37,10 @@ def make_images(n, size, seed):
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path):
+def env(offline, monkeypatch):
     """Weights from the shared folder only; no Keras cache; no network."""
-    import keras
-
-    def no_network(*args, **kwargs):
-        raise OSError("network disabled in tests")
-
-    monkeypatch.setattr(keras.utils, "get_file", no_network)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.setenv("I2I_WEIGHTS_DIR", str(WEIGHTS_DIR))
-    return tmp_path
+    return offline
 
 
 @pytest.fixture
