@@ -1,4 +1,5 @@
-"""compare.py end to end on a tiny synthetic setup: every model trained a few steps, scored, reported; rerun reuses."""
+"""compare.py end to end on a tiny setup: every model trained a few steps on a small A|B folder of synthetic
+facades, scored, reported; a rerun reuses the finished runs."""
 
 import csv
 import math
@@ -13,11 +14,13 @@ from train_scripts import compare
 
 MODELS = list(compare.MODELS)
 N_SAMPLES = 3
+N_VAL = 10
 
 
 def _args(out):
-    return ["--models", ",".join(MODELS), "--image-size", "32", "--steps", "2", "--split", "val", "--backbone",
-            "alexnet", "--samples", str(N_SAMPLES), "--out", str(out / "results"), "--runs", str(out / "runs")]
+    return ["--models", ",".join(MODELS), "--data", str(out / "data"), "--image-size", "32", "--steps", "2",
+            "--batch-size", "2", "--split", "val", "--backbone", "alexnet", "--samples", str(N_SAMPLES),
+            "--out", str(out / "results"), "--runs", str(out / "runs")]
 
 
 def _compare(repo, out):
@@ -27,7 +30,10 @@ def _compare(repo, out):
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory, repo_dir):
+    from data.synthetic import write_ab_folder
+
     out = tmp_path_factory.mktemp("compare")
+    write_ab_folder(out / "data", size=32, counts={"train": 8, "val": N_VAL})
     done = _compare(repo_dir, out)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out, done
@@ -43,7 +49,7 @@ def test_every_output_is_written_with_one_finite_row_per_model(first_run):
     assert sorted(r["model"] for r in rows) == sorted(compare.MODELS[m][0] for m in MODELS)
     assert len({(r["model"], r["variant"]) for r in rows}) == len(MODELS)  # pix2pix bce and lsgan apart
     for row in rows:
-        assert row["split"] == "val" and row["n_images"] == "100" and row["resolution"] == "32x32"
+        assert row["split"] == "val" and row["n_images"] == str(N_VAL) and row["resolution"] == "32x32"
         assert row["train_steps"] == "2" and row["backbone"] == "alexnet"
         for key in ("psnr", "ssim", "fid", "kid_mean", "kid_std", "lpips"):
             assert math.isfinite(float(row[key])), (row["model"], key)
