@@ -133,3 +133,44 @@ def test_a_run_of_another_resolution_is_scored_at_its_own(run_dir, tmp_path):
     (moved / "config.json").write_text(json.dumps(config))
     done = _cli(moved, "--results", tmp_path / "m.csv", "--metrics", "psnr")
     assert done.returncode == 2 and "model.weights.h5: cannot load" in done.stderr
+
+
+def test_test_time_settings_score_the_same_weights_under_a_variant_of_their_own(run_dir, tmp_path):
+    """--set changes how the trained model translates (here Pix2Pix's dropout at test time), nothing it learnt:
+    a row, outputs and scores of their own beside the run's."""
+    results = tmp_path / "metrics.csv"
+    base = [str(run_dir), "--results", str(results), "--metrics", "psnr,ssim"]
+    assert evaluate.main(base) == 0
+    assert evaluate.main([*base, "--set", "dropout_at_test=true"]) == 0
+    plain, dropout = _rows(results)
+    assert plain["variant"] == "quick batch_size=2 image_size=32 ndf=8 ngf=8"
+    assert dropout["variant"] == "quick batch_size=2 dropout_at_test=True image_size=32 ndf=8 ngf=8"
+    assert dropout["train_steps"] == plain["train_steps"] and dropout["psnr"] != plain["psnr"]
+    tagged = run_dir / "outputs_test_dropout_at_test=True"
+    assert sorted(os.listdir(tagged)) == sorted(os.listdir(run_dir / "outputs_test"))
+    name = sorted(os.listdir(tagged))[0]
+    assert not np.array_equal(np.asarray(Image.open(tagged / name)), np.asarray(Image.open(run_dir / "outputs_test" / name)))
+    saved = json.load(open(run_dir / "scores_test_dropout_at_test=True_full.json"))
+    assert saved["psnr"] == pytest.approx(float(dropout["psnr"]), rel=1e-5)
+
+
+def test_settings_that_need_retraining_or_bad_values_are_refused(run_dir, tmp_path):
+    for setting, message in (("lr=1", "can change only these test-time settings: dropout_at_test"),
+                             ("dropout_at_test=maybe", "must be true or false, not 'maybe'"), ("ngf", "(as KEY=VALUE)")):
+        done = _cli(run_dir, "--results", tmp_path / "m.csv", "--metrics", "psnr", "--set", setting)
+        assert done.returncode == 2 and f"error: --set {setting}: " in done.stderr and message in done.stderr
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_diffusion_sampler_settings_are_typed_and_checked():
+    from data.errors import I2IError
+    from train_scripts import ddim
+    from train_scripts.runner import parse_inference_settings
+
+    parsed = parse_inference_settings(ddim.SPEC, ["sampler=ddpm", "sampling-steps=50", "eta=0.5", "clip_denoised=0"])
+    assert parsed == {"sampler": "ddpm", "sampling_steps": 50, "eta": 0.5, "clip_denoised": False}
+    assert evaluate.settings_suffix(parsed) == "_clip_denoised=False_eta=0.5_sampler=ddpm_sampling_steps=50"
+    for bad, message in (("sampler=euler", "choose sampler from ddim, ddpm"), ("sampling_steps=5.5", "must be an integer"),
+                         ("widths=8", "sampler, sampling_steps, eta, guidance, clip_denoised, sample_seed")):
+        with pytest.raises(I2IError, match=message):
+            parse_inference_settings(ddim.SPEC, [bad])

@@ -60,6 +60,7 @@ SPEC = ModelSpec(
         "beta_1": (float, "Adam beta_1"),
         "beta_2": (float, "Adam beta_2"),
     },
+    inference=("sample_at_test",),
 )
 
 if __name__ == "__main__":

@@ -140,6 +140,7 @@ SPEC = ModelSpec(
         "kid_backbone": (str, "KID features: alexnet (offline; not comparable with published KID) | inception | "
                               "fid-inception", ("alexnet", "inception", "fid-inception")),
     },
+    inference=("sampler", "sampling_steps", "eta", "guidance", "clip_denoised", "sample_seed"),
 )
 
 

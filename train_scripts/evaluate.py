@@ -2,11 +2,15 @@
 
     python train_scripts/evaluate.py RUN_DIR [--split test] [--metrics psnr,ssim,fid,kid,lpips]
                                              [--backbone inception|fid-inception|alexnet]
+    python train_scripts/evaluate.py DDIM_RUN --set sampler=ddpm --set sampling_steps=100   # same weights, other sampler
 
 The run's model translates every label map of the split (at the run's training resolution);
 the outputs are saved as PNGs in ``RUN_DIR/outputs_<split>/`` (same names as the references, so
 ``python -m metrics`` can score them again), the scores in ``RUN_DIR/scores_<split>_full.json``,
 and the row of this model/variant/data/split in the results table is added or replaced.
+``--set KEY=VALUE`` changes a test-time setting of the run (e.g. a diffusion model's sampler, steps, eta,
+guidance): the variant names it, and outputs and scores go to ``outputs_<split>_<settings>/`` and
+``scores_<split>_<settings>_full.json`` beside the run's own.
 """
 
 import argparse
@@ -15,6 +19,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
@@ -69,17 +74,27 @@ def save_outputs(folder, images, names):
         os.replace(path + ".tmp", path)
 
 
-def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=16, save_images=True, cache_dir=None):
-    """Translate ``split`` with the run's model and score it; returns the results row (a dict of COLUMNS)."""
+def settings_suffix(settings):
+    """File-name suffix of test-time settings: ``{"eta": 1.0, "sampler": "ddpm"}`` -> ``_eta=1.0_sampler=ddpm``."""
+    return "".join(f"_{k}={re.sub(r'[^A-Za-z0-9.-]+', '_', str(v))}" for k, v in sorted(settings.items()))
+
+
+def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=16, save_images=True, cache_dir=None,
+                 inference=None):
+    """Translate ``split`` with the run's model and score it; returns the results row (a dict of COLUMNS).
+
+    ``inference``: ``KEY=VALUE`` test-time settings (``--set``) applied to the run's config before translating.
+    """
     import numpy as np
 
     from data.errors import I2IError, LayoutError
     from data.sources import open_source
     from metrics.score import parse_metrics, score_pairs
     from metrics.weights import keras_cache_dir
-    from train_scripts.runner import load_trained, translate_split
+    from train_scripts.runner import load_trained, parse_inference_settings, translate_split
 
-    spec, config, model, run = load_trained(run_dir)
+    spec, config, model, run = load_trained(run_dir, inference)
+    suffix = settings_suffix(parse_inference_settings(spec, inference))
     saved = run.read_config()
     source = open_source(config["data"])
     try:
@@ -91,7 +106,7 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
     print(f"{spec.name}: translating {len(pairs)} '{split}' label maps at {config['image_size']} px")
     fakes = translate_split(model, pairs, batch_size=batch_size)
     if save_images:
-        save_outputs(run.file(f"outputs_{split}"), fakes, pairs.names)
+        save_outputs(run.file(f"outputs_{split}{suffix}"), fakes, pairs.names)
 
     def batches(images):
         return (images[i:i + batch_size] for i in range(0, len(images), batch_size))
@@ -108,7 +123,7 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
         **{k: scores.get(k) for k in COLUMNS if k in scores},
     }
     row["resolution"] = scores["resolution"]
-    with open(run.file(f"scores_{split}_full.json"), "w") as f:
+    with open(run.file(f"scores_{split}{suffix}_full.json"), "w") as f:
         json.dump({**row, "metrics": list(metrics)}, f, indent=2, default=lambda x: float(np.asarray(x)))
     return row
 
@@ -200,6 +215,10 @@ def build_parser():
     p.add_argument("--results", default=DEFAULT_RESULTS, help="results table to update")
     p.add_argument("--no-save-images", dest="save_images", action="store_false",
                    help="do not write the translated images to RUN_DIR/outputs_<split>/")
+    p.add_argument("--set", dest="inference", action="append", metavar="KEY=VALUE",
+                   help="change a test-time setting of the run, e.g. --set sampling_steps=50 --set eta=1.0 "
+                        "(diffusion: sampler, sampling_steps, eta, guidance, clip_denoised, sample_seed; Pix2Pix: "
+                        "dropout_at_test; CVAE: sample_at_test); repeatable")
     return p
 
 
@@ -214,7 +233,8 @@ def main(argv=None):
         if args.batch_size < 1:
             raise I2IError(f"--batch-size must be at least 1, got {args.batch_size}")
         read_results(args.results)  # refuse a foreign table before spending minutes on scoring
-        row = evaluate_run(args.run_dir, args.split, args.metrics, args.backbone, args.batch_size, args.save_images)
+        row = evaluate_run(args.run_dir, args.split, args.metrics, args.backbone, args.batch_size, args.save_images,
+                           inference=args.inference)
         rows = update_results(args.results, row)
         print(f"\n{args.results}:")
         print(format_results(rows))

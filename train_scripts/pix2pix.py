@@ -62,6 +62,7 @@ SPEC = ModelSpec(
         "beta_2": (float, "Adam beta_2"),
         "dropout_at_test": (bool, "keep dropout on when translating (as the pix2pix paper and its FID anchors do)"),
     },
+    inference=("dropout_at_test",),
 )
 
 if __name__ == "__main__":

@@ -81,6 +81,9 @@ class ModelSpec:
     # (config, model, val_pairs, run) -> extra Keras callbacks, run before the CSV logger so values they
     # add to ``logs`` at the end of an interval (e.g. a validation KID) become columns of log.csv
     callbacks: Callable | None = None
+    # config keys that only change how a trained model translates (sampler, steps, test-time noise), not what it
+    # learns: ``evaluate.py --set KEY=VALUE`` may change them when scoring a finished run
+    inference: tuple = ()
 
 
 log = logging.getLogger("i2i")
@@ -407,8 +410,41 @@ def spec_for(model_name):
     return module.SPEC
 
 
-def load_trained(run_dir):
-    """Rebuild a run's model from its config and load its latest weights: (spec, config, model)."""
+def parse_inference_settings(spec, settings):
+    """``["eta=1.0", "sampling_steps=50"]`` -> ``{"eta": 1.0, "sampling_steps": 50}``, typed and checked against
+    the model's inference keys (``ModelSpec.inference``) and their choices."""
+    from data.errors import I2IError
+
+    allowed = ", ".join(spec.inference) or "none"
+    parsed = {}
+    for item in settings or ():
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in spec.inference:
+            raise I2IError(f"--set {item}: a {spec.name} run can change only these test-time settings: {allowed} "
+                           "(as KEY=VALUE); anything else would need retraining")
+        typ, _, *choices = spec.arguments[key]
+        try:
+            if typ is bool:
+                if text.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                value = text.strip().lower() in ("true", "1", "yes")
+            else:
+                value = typ(text)
+        except ValueError:
+            kind = {bool: "true or false", int: "an integer", float: "a number"}.get(typ, typ.__name__)
+            raise I2IError(f"--set {item}: {key} must be {kind}, not {text!r}") from None
+        if choices and value not in choices[0]:
+            raise I2IError(f"--set {item}: choose {key} from {', '.join(map(str, choices[0]))}")
+        parsed[key] = value
+    return parsed
+
+
+def load_trained(run_dir, inference=None):
+    """Rebuild a run's model from its config and load its latest weights: (spec, config, model, run).
+
+    ``inference``: ``KEY=VALUE`` strings changing test-time settings only (see :func:`parse_inference_settings`).
+    """
     from data.errors import I2IError
 
     run = RunFolder(run_dir)
@@ -416,7 +452,7 @@ def load_trained(run_dir):
     if not isinstance(saved, dict) or "model" not in saved or not isinstance(saved.get("config"), dict):
         raise I2IError(f"{run.config_path}: not the config of a run (no 'model' and 'config' entries)")
     spec = spec_for(saved["model"])
-    config = {**COMMON_DEFAULTS, **saved["config"]}
+    config = {**COMMON_DEFAULTS, **saved["config"], **parse_inference_settings(spec, inference)}
     weights = run.file("model.weights.h5")
     if not os.path.exists(weights):
         raise I2IError(f"{weights}: missing (the run has not reached its first checkpoint, or the file was removed)")
