@@ -11,6 +11,22 @@ import sys
 import time
 
 import h5py
+import pytest
+
+
+def alexnet_weights_present():
+    """Are the LPIPS AlexNet weights (LPIPS, and the offline ``alexnet`` FID/KID backbone) where scoring looks?"""
+    from metrics.lpips import NPZ_NAME
+    from metrics.weights import WEIGHTS_DIR_ENV, keras_cache_dir
+
+    folders = [os.environ.get(WEIGHTS_DIR_ENV), keras_cache_dir()]
+    return any(folder and os.path.isfile(os.path.join(folder, NPZ_NAME)) for folder in folders)
+
+
+# For tests that score with LPIPS or alexnet FID/KID: nothing may download, so without the weights they skip.
+needs_alexnet_weights = pytest.mark.skipif(not alexnet_weights_present(),
+                                           reason="LPIPS AlexNet weights not in $I2I_WEIGHTS_DIR or the Keras cache "
+                                                  "(set I2I_SHARED_DIR to the folder holding weights/)")
 
 
 def command(script, args, out, steps):

@@ -10,6 +10,7 @@ import sys
 import pytest
 from PIL import Image
 
+from run_helpers import needs_alexnet_weights
 from train_scripts import compare
 
 MODELS = list(compare.MODELS)
@@ -39,6 +40,7 @@ def first_run(tmp_path_factory, repo_dir):
     return out, done
 
 
+@needs_alexnet_weights
 def test_every_output_is_written_with_one_finite_row_per_model(first_run):
     out, done = first_run
     results = out / "results"
@@ -58,6 +60,7 @@ def test_every_output_is_written_with_one_finite_row_per_model(first_run):
     assert Image.open(results / "comparison.png").size[0] > Image.open(results / "comparison.png").size[1]
 
 
+@needs_alexnet_weights
 def test_comparison_grid_has_a_row_per_sample_and_a_column_per_model_plus_two(first_run):
     out, _ = first_run
     args = compare.build_parser().parse_args(_args(out))
@@ -69,6 +72,7 @@ def test_comparison_grid_has_a_row_per_sample_and_a_column_per_model_plus_two(fi
     assert not all((columns[2] == c).all() for c in columns[3:])  # the models' columns are their own outputs
 
 
+@needs_alexnet_weights
 def test_a_second_run_reuses_finished_runs(first_run, repo_dir):
     out, _ = first_run
     weights = {n: os.path.getmtime(out / "runs" / n / "model.weights.h5") for n in MODELS}

@@ -16,7 +16,7 @@ import tensorflow as tf
 from data.errors import I2IError
 from models.diffusion import study_unet
 from models.diffusion.model import DiffusionModel
-from run_helpers import run, saved_epoch, start_and_stop, steps_logged, weights
+from run_helpers import needs_alexnet_weights, run, saved_epoch, start_and_stop, steps_logged, weights
 from train_scripts import ddim
 from train_scripts.runner import RunFolder, main
 
@@ -279,6 +279,7 @@ def uninterrupted(tmp_path_factory, repo_dir):
     return out
 
 
+@needs_alexnet_weights  # the validation KID uses the alexnet backbone
 def test_log_has_the_fig7_columns_with_kid_at_its_intervals(uninterrupted):
     with open(uninterrupted / "log.csv") as f:
         rows = list(csv.DictReader(f))

@@ -16,6 +16,7 @@ import scipy.linalg
 
 from metrics.distances import (feature_statistics, fid_from_features, frechet_distance, kid_from_features,
                                sqrtm_trace)
+from run_helpers import needs_alexnet_weights
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "metrics"
@@ -119,8 +120,7 @@ def _blur(images, sigma):
     return scipy.ndimage.gaussian_filter(images, sigma=(0, sigma, sigma, 0), mode="reflect")
 
 
-@pytest.mark.skipif(not (WEIGHTS_DIR / "lpips_alexnet_v0.1_hwio.npz").is_file(),
-                    reason=f"LPIPS AlexNet weights not in {WEIGHTS_DIR} (set I2I_SHARED_DIR)")
+@needs_alexnet_weights
 def test_fid_on_images_is_zero_for_same_set_and_grows_with_noise_and_blur(monkeypatch):
     """With the offline 'alexnet' backbone on 40 images of 64 px."""
     from metrics.backbones import extract_features, get_backbone

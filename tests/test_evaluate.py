@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from data.sources import open_source
+from run_helpers import needs_alexnet_weights
 from train_scripts import evaluate, pix2pix
 from train_scripts.runner import main as train_main
 
@@ -31,6 +32,7 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
+@needs_alexnet_weights
 def test_scores_a_run_and_writes_its_row(run_dir, tmp_path, capsys):
     results = tmp_path / "metrics.csv"
     assert evaluate.main([str(run_dir), "--results", str(results), "--backbone", "alexnet"]) == 0
@@ -53,6 +55,7 @@ def test_scores_a_run_and_writes_its_row(run_dir, tmp_path, capsys):
     assert full["psnr"] == pytest.approx(quick["psnr"], rel=1e-6) and full["ssim"] == pytest.approx(quick["ssim"], rel=1e-6)
 
 
+@needs_alexnet_weights
 def test_saved_outputs_rescore_identically_with_the_folder_command(run_dir, tmp_path):
     """outputs_<split>/ holds the translations under the references' names: `python -m metrics` agrees."""
     results = tmp_path / "metrics.csv"

@@ -17,12 +17,12 @@ from PIL import Image
 
 from metrics.__main__ import main, pair_batches, pair_images
 from metrics.score import ImagePairError, score_pairs, split_pairs
+from run_helpers import needs_alexnet_weights
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("I2I_SHARED_DIR") or REPO.parent / "shared")
 WEIGHTS_DIR = SHARED / "weights"
-needs_weights = pytest.mark.skipif(not (WEIGHTS_DIR / "lpips_alexnet_v0.1_hwio.npz").is_file(),
-                                   reason=f"LPIPS AlexNet weights not in {WEIGHTS_DIR} (set I2I_SHARED_DIR)")
+needs_weights = needs_alexnet_weights
 
 
 def make_images(n, size, seed):
