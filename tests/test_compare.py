@@ -89,3 +89,14 @@ def test_unknown_model_and_missing_budget_are_refused(tmp_path, repo_dir):
         done = subprocess.run([sys.executable, "train_scripts/compare.py", *extra, "--out", str(tmp_path)],
                               cwd=repo_dir, capture_output=True, text=True, timeout=300)
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_default_runs_folder_is_named_by_every_flag_that_changes_the_training_config():
+    """So that a comparison with another seed, batch size, ... trains anew instead of meeting runs of another config."""
+    parse = compare.build_parser().parse_args
+    base = ["--data", "../shared/data/facades", "--preset", "budget", "--budget-minutes", "20"]
+    variants = [[], ["--seed", "1"], ["--batch-size", "2"], ["--image-size", "32"], ["--steps", "100"],
+                ["--log-every", "50"], ["--budget-minutes", "8"]]
+    folders = [compare.default_runs_dir(parse(base + extra)) for extra in variants]
+    assert len(set(folders)) == len(variants)
+    assert os.path.basename(folders[0]) == "compare-facades-budget-20min"

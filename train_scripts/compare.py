@@ -287,6 +287,12 @@ def default_runs_dir(args):
         parts.append(f"{args.budget_minutes:g}min")
     if args.steps:
         parts.append(f"{args.steps}steps")
+    if args.log_every:
+        parts.append(f"log{args.log_every}")
+    if args.batch_size:
+        parts.append(f"batch{args.batch_size}")
+    if args.seed is not None:
+        parts.append(f"seed{args.seed}")
     return os.path.join(REPO_ROOT, "runs", "-".join(parts))
 
 
