@@ -22,7 +22,6 @@ from run_helpers import needs_alexnet_weights
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("I2I_SHARED_DIR") or REPO.parent / "shared")
 WEIGHTS_DIR = SHARED / "weights"
-needs_weights = needs_alexnet_weights
 
 
 def make_images(n, size, seed):
@@ -64,7 +63,7 @@ def run_cli(capsys, *args):
     return code, out, err
 
 
-@needs_weights
+@needs_alexnet_weights
 def test_json_equals_the_metric_functions(env, folders, capsys):
     from metrics.backbones import get_backbone
     from metrics.distances import fid_from_features, kid_from_features
@@ -92,7 +91,7 @@ def test_json_equals_the_metric_functions(env, folders, capsys):
     assert sorted(result["per_image"]) == [f"{i:03d}" for i in range(7)]
 
 
-@needs_weights
+@needs_alexnet_weights
 def test_table_names_the_default_backbone(env, folders, capsys):
     """No Inception weights here: the default is alexnet, and the table says it is not comparable."""
     dir_a, dir_b, _, _ = folders
@@ -217,7 +216,7 @@ def test_score_pairs_is_independent_of_batching_and_checks_input():
         score_pairs([fake[:3]], [real[:4]], "psnr")
 
 
-@needs_weights
+@needs_alexnet_weights
 def test_reference_features_are_cached_by_backbone_weights_and_images(env, tmp_path):
     from metrics.backbones import get_backbone, reference_cache_path
 
