@@ -134,10 +134,12 @@ def test_image_prediction_implies_the_true_noise():
     np.testing.assert_allclose(model._noises_from_outputs(photos, noisy, noise_rates), noises, atol=1e-4)
 
 
+@pytest.mark.parametrize("weighting, floor", [("min-snr", 0.0), ("clipped-snr", 1.0)])
 @pytest.mark.parametrize("prediction", ["noise", "velocity", "image"])
-def test_min_snr_weighting_weights_the_x0_error_by_min_snr_gamma(prediction):
-    """Hang et al. (2023): whatever the network predicts, the trained loss is the mean of min(SNR, gamma) |x0 error|^2."""
-    model = tiny_model(prediction=prediction, loss_weighting="min-snr", min_snr_gamma=5.0, max_signal_rate=0.999)
+def test_snr_weightings_weight_the_x0_error(prediction, weighting, floor):
+    """Whatever the network predicts, the trained loss is the mean of w(SNR) |x0 error|^2: min-SNR (Hang et al.
+    2023) w = min(SNR, gamma); clipped-SNR w = clip(SNR, 1, gamma)."""
+    model = tiny_model(prediction=prediction, loss_weighting=weighting, min_snr_gamma=5.0, max_signal_rate=0.999)
     assert model.trained_loss_name == "weighted_loss" and "weighted_loss" in [m.name for m in model.metrics]
     rng = np.random.default_rng(2)
     photos = tf.constant(rng.uniform(-1, 1, (64, 4, 4, 3)), tf.float32)
@@ -157,8 +159,8 @@ def test_min_snr_weighting_weights_the_x0_error_by_min_snr_gamma(prediction):
     eps = model._noises_from_outputs(tf.constant(fixed), tf.constant(x), tf.constant(n)).numpy()
     x0_errors = np.mean(np.square((x - n * eps) / s - photos.numpy()), axis=(1, 2, 3))
     snr = (s / n).ravel() ** 2
-    assert snr.max() > 5.0 > snr.min()  # both sides of the clip are exercised
-    expected = np.mean(np.minimum(snr, 5.0) * x0_errors)
+    assert snr.max() > 5.0 > 1.0 > snr.min()  # both sides of both clips are exercised
+    expected = np.mean(np.maximum(np.minimum(snr, 5.0), floor) * x0_errors)
     assert float(losses["weighted_loss"]) == pytest.approx(expected, rel=2e-3)
 
 

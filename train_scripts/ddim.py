@@ -122,8 +122,9 @@ SPEC = ModelSpec(
                             "Salimans & Ho 2022; trained on the v error, noise loss still logged) | image (x_0)",
                        ("noise", "velocity", "image")),
         "loss_weighting": (str, "per-time weights of the trained error: none | min-snr (Hang et al. 2023: x_0 error "
-                                "weighted by min(SNR, gamma))", ("none", "min-snr")),
-        "min_snr_gamma": (float, "gamma of the min-SNR weighting"),
+                                "weighted by min(SNR, gamma)) | clipped-snr (x_0 error weighted by clip(SNR, 1, gamma))",
+                           ("none", "min-snr", "clipped-snr")),
+        "min_snr_gamma": (float, "gamma of the min-SNR and clipped-SNR weightings"),
         "sampler": (str, "reverse process: ddim (eta) | ddpm (ancestral, Algorithm 2)", ("ddim", "ddpm")),
         "sampling_steps": (int, "sampling steps for sample grids and scores"),
         "eta": (float, "DDIM stochasticity: 0 deterministic, 1 = DDPM posterior variance"),

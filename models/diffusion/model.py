@@ -49,7 +49,7 @@ from models.training import build_optimizers, minimize
 
 SAMPLERS = ("ddim", "ddpm")
 PREDICTIONS = ("noise", "velocity", "image")
-LOSS_WEIGHTINGS = ("none", "min-snr")
+LOSS_WEIGHTINGS = ("none", "min-snr", "clipped-snr")
 STUDY_WIDTHS = (64, 128, 256, 256)  # Table 4: D64 D128 D256 D256 (input C32 = widths[0] / 2, R512 = 2 * widths[-1])
 
 
@@ -96,7 +96,8 @@ class DiffusionModel(keras.Model):
         sampler, sampling_steps, eta, clip_denoised: reverse diffusion (``ddim`` with eta, or ``ddpm``); with
             ``clip_denoised`` every x_0 estimate is clipped to [-1, 1].
         prediction: ``noise`` (eps, eq. 8, the study), ``velocity`` (v, trained on the v error) or ``image`` (x_0).
-        loss_weighting, min_snr_gamma: ``none`` or ``min-snr`` (per-time weights, see ``loss_weights``).
+        loss_weighting, min_snr_gamma: ``none``, ``min-snr`` or ``clipped-snr`` (per-time weights, see
+            ``loss_weights``).
         sample_seed: seed of the sampler's initial noise (and of its stochastic steps).
         seed: seed of the training randomness (noise, times, condition dropout).
     """
@@ -137,7 +138,7 @@ class DiffusionModel(keras.Model):
     @property
     def trained_loss_name(self):
         """The tracked loss the optimizer minimises: the unweighted error of what the network predicts, or
-        ``weighted_loss`` (min-SNR weighting, or the x_0 error of ``prediction="image"``)."""
+        ``weighted_loss`` (a min-SNR or clipped-SNR weighting, or the x_0 error of ``prediction="image"``)."""
         if self.loss_weighting == "none" and self.prediction != "image":
             return "velocity_loss" if self.prediction == "velocity" else "noise_loss"
         return "weighted_loss"
@@ -217,14 +218,19 @@ class DiffusionModel(keras.Model):
         return losses
 
     def loss_weights(self, signal_rates, noise_rates):
-        """Per-image weights of the trained error. ``min-snr`` (Hang et al. 2023): the x_0 error weighted by
-        min(SNR, gamma), SNR = s^2 / n^2, i.e. min(SNR, gamma) / SNR on the eps error and min(SNR, gamma) / (SNR + 1)
-        on the v error; it stops the nearly clean times (SNR up to 500 at signal rate 0.999) from dominating.
+        """Per-image weights of the trained error, given as a weight w on the x_0 error and converted to the error
+        the network predicts (w / SNR on the eps error, w / (SNR + 1) on the v error; SNR = s^2 / n^2).
+        ``min-snr`` (Hang et al. 2023): w = min(SNR, gamma); it stops the nearly clean times (SNR up to 500 at
+        signal rate 0.999) from dominating, and also down-weights the high-noise times, where the layout is decided.
+        ``clipped-snr``: w = clip(SNR, 1, gamma), the x_0 error's weight 1 at high noise (SNR < 1) kept and the
+        low-noise times, where texture is decided, weighted up to gamma (the eps loss weights them by SNR).
         ``none``: 1 (the unweighted error of what the network predicts)."""
         if self.loss_weighting == "none":
             return tf.ones_like(signal_rates)
         snr = tf.square(signal_rates) / tf.square(noise_rates)
         clipped = tf.minimum(snr, self.min_snr_gamma)
+        if self.loss_weighting == "clipped-snr":
+            clipped = tf.maximum(clipped, 1.0)
         return {"noise": clipped / snr, "velocity": clipped / (snr + 1.0), "image": clipped}[self.prediction]
 
     def _noises_from_outputs(self, outputs, noisy_images, noise_rates):
