@@ -348,3 +348,13 @@ def test_backup_state_unreadable_or_pointing_at_a_missing_file(trained_copy, tin
     assert _main("pix2pix", tiny_args("pix2pix", tiny_facades) + ["--out", str(run)]) == 2
     err = capsys.readouterr().err
     assert "ckpt-0000002.weights.h5: missing" in err and "run with a new --out" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("value, problem", [("widths=24,48", "not JSON"), ("[24, 48]", "JSON object")])
+def test_benchmark_set_that_is_not_a_json_object_is_refused_before_any_timing(value, problem, capsys):
+    from train_scripts import benchmark
+
+    with pytest.raises(SystemExit) as e:
+        benchmark.main(["--model", "ddim", "--set", value])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--set" in err and problem in err and value in err and "Traceback" not in err

@@ -88,6 +88,18 @@ def run_child(job, onednn):
     return {"error": (out.stderr.strip().splitlines() or ["no output"])[-1]}
 
 
+def json_object(text):
+    """The --set value: a JSON object of config overrides (argparse reports the error with the flag's name)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error.msg} at character {error.pos}): {text!r}; "
+                                         "write e.g. '{\"widths\": [24, 48, 96, 128]}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"wants a JSON object of config overrides, got {text!r}")
+    return value
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="pix2pix")
@@ -101,7 +113,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = TensorFlow's default)")
-    p.add_argument("--set", default="{}", help="extra config overrides as JSON, e.g. '{\"ngf\": 32}'")
+    p.add_argument("--set", default={}, type=json_object,
+                   help="extra config overrides as a JSON object, e.g. '{\"ngf\": 32}' or '{\"widths\": [24, 48, 96, 128]}'")
     p.add_argument("--data", default="synthetic", help="data for the input-pipeline figure")
     p.add_argument("--pipeline-only", action="store_true")
     p.add_argument("--json", help="also write the results to this file")
@@ -131,7 +144,7 @@ def main(argv=None):
     precisions = list(PRECISIONS) if args.mixed_precision == "all" else args.mixed_precision.split(",")
     if set(precisions) - set(PRECISIONS):
         p.error(f"--mixed-precision: choose from {', '.join(PRECISIONS)} or all")
-    extra = json.loads(args.set)
+    extra = args.set
     print(f"\ntraining step ({args.model}; {args.steps} timed steps after {args.warmup} warm-up steps):")
     print(f"  {'variant':<10} {'px':>4} {'batch':>5} {'XLA':>4} {'oneDNN':>6} {'precision':>14} {'steps/s':>8} "
           f"{'images/s':>9} {'CPU s/step':>10} {'params':>11}")
