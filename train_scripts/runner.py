@@ -59,7 +59,8 @@ COMMON_KEYS = {
     "steps_per_execution": "train steps per tf.function call",
     "mixed_precision": "Keras dtype policy: none (float32) | mixed_float16 (with loss scaling) | mixed_bfloat16",
     "budget_minutes": "wall-clock training budget: stop at the first logging interval past it and count the run "
-                      "as finished (0 = train all --steps; compare.py gives every model the same budget)",
+                      "as finished (0 = train all --steps; compare.py gives every model the same budget; a larger value on a "
+                      "finished run continues it)",
 }
 # Common keys added after the first presets were written: their values when a preset (or the config.json of an
 # older run) does not name them.
@@ -238,6 +239,8 @@ class RunFolder:
             there = {**COMMON_DEFAULTS, **saved["config"]}
             diff = {k: (there.get(k), v) for k, v in config.items() if there.get(k) != v}
             diff.update({k: (v, None) for k, v in there.items() if k not in config})
+            if set(diff) == {"budget_minutes"} and 0 < diff["budget_minutes"][0] < diff["budget_minutes"][1]:
+                return self._extend_budget(saved, *diff["budget_minutes"])
             if diff:
                 lines = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in sorted(diff.items()))
                 raise I2IError(f"{self.path} holds a {model} run with a different config ({lines}); "
@@ -252,6 +255,17 @@ class RunFolder:
             raise I2IError(f"{self.path}: cannot write the run folder ({e.strerror or e}); "
                            "choose another --out") from None
         return True
+
+    def _extend_budget(self, saved, before, after):
+        """A larger ``--budget-minutes`` continues the run (weights, optimizer, EMA and log) up to the new budget."""
+        from train_scripts.callbacks import atomic_write_text
+
+        saved["config"]["budget_minutes"] = after
+        atomic_write_text(self.config_path, json.dumps(saved, indent=2))
+        if self.progress().get("budget_reached"):
+            self.set_progress(finished=False, budget_reached=False)
+        print(f"extending the training budget of {self.path} from {before:g} to {after:g} min")
+        return False
 
     def check_writable(self):
         """Fail with a clear message if the folder (or a subfolder or file we add to) cannot be written."""
