@@ -66,3 +66,28 @@ def test_finished_run_is_not_trained_again(reference, repo_dir):
 def test_other_config_in_the_same_folder_is_refused(reference, repo_dir):
     other = _run(reference, 300, repo_dir)
     assert other.returncode == 2 and "different config" in other.stderr and "steps: 200 there, 300 now" in other.stderr
+
+
+def test_larger_budget_continues_a_run_that_finished_on_its_budget(tmp_path, repo_dir, reference):
+    out = tmp_path / "run"
+    first = _run_with_budget(out, "0.0001", repo_dir)  # 6 ms: the budget is reached at the first logging interval
+    assert first.returncode == 0, first.stderr
+    assert json.load(open(out / "progress.json")) == {"finished": True, "steps": 10, "budget_reached": True}
+
+    smaller = _run_with_budget(out, "0.00005", repo_dir)
+    assert smaller.returncode == 2 and "budget_minutes: 0.0001 there, 5e-05 now" in smaller.stderr
+
+    more = _run_with_budget(out, "60", repo_dir)
+    assert more.returncode == 0, more.stderr
+    assert f"extending the training budget of {out} from 0.0001 to 60 min" in more.stdout
+    assert f"resuming {out} from its checkpoint at step 10 of 200" in more.stdout
+    assert json.load(open(out / "config.json"))["config"]["budget_minutes"] == 60
+    assert json.load(open(out / "progress.json")) == {"finished": True, "steps": 200, "budget_reached": False}
+    assert steps_logged(out) == list(range(10, 201, 10))
+    a, b = weights(out / "model.weights.h5"), weights(reference / "model.weights.h5")
+    for name in a:  # the budget stops training, it does not change it
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def _run_with_budget(out, minutes, repo):
+    return run("pix2pix", TINY + ["--budget-minutes", minutes], out, 200, repo)

@@ -59,8 +59,8 @@ COMMON_KEYS = {
     "steps_per_execution": "train steps per tf.function call",
     "mixed_precision": "Keras dtype policy: none (float32) | mixed_float16 (with loss scaling) | mixed_bfloat16",
     "budget_minutes": "wall-clock training budget: stop at the first logging interval past it and count the run "
-                      "as finished (0 = train all --steps; compare.py gives every model the same budget; a larger value on a "
-                      "finished run continues it)",
+                      "as finished (0 = train all --steps; compare.py gives every model the same budget; a "
+                      "larger value on a finished run continues it)",
 }
 # Common keys added after the first presets were written: their values when a preset (or the config.json of an
 # older run) does not name them.
