@@ -186,19 +186,28 @@ def test_unwritable_run_folder_fails_before_training(tiny_facades, capsys):
         args = _args(tiny_facades, existing)
         config, _ = runner.resolve_config(pix2pix.SPEC, runner.build_parser(pix2pix.SPEC).parse_args(args))
         runner.RunFolder(existing).open("pix2pix", "quick", config)  # a run folder made earlier...
-        os.chmod(existing, 0o555)  # ...then made read-only
-        os.chmod(parent, 0o555)
+        budgeted = os.path.join(parent, "budgeted")  # ...and one whose run stopped on a 1-minute budget
+        budget_args = _args(tiny_facades, budgeted, budget_minutes=1)
+        config, _ = runner.resolve_config(pix2pix.SPEC, runner.build_parser(pix2pix.SPEC).parse_args(budget_args))
+        runner.RunFolder(budgeted).open("pix2pix", "quick", config)
+        budgeted_config = open(os.path.join(budgeted, "config.json")).read()
+        for folder in (existing, budgeted, parent):  # ...then all made read-only
+            os.chmod(folder, 0o555)
         with _unprivileged():
             resumed = runner.main(pix2pix.SPEC, args)
             new = runner.main(pix2pix.SPEC, _args(tiny_facades, os.path.join(parent, "new")))
+            extended = runner.main(pix2pix.SPEC, _args(tiny_facades, budgeted, budget_minutes=2))
         err = capsys.readouterr().err
         assert resumed == 2 and f"{existing}: the run folder is not writable (Permission denied)" in err
         assert new == 2 and f"{parent}/new: cannot write the run folder (Permission denied)" in err
+        assert extended == 2 and f"{budgeted}: the run folder is not writable (Permission denied)" in err
         assert "choose another --out" in err and "Traceback" not in err
         assert os.listdir(existing) == ["config.json"]  # nothing was started
+        assert open(os.path.join(budgeted, "config.json")).read() == budgeted_config  # still the 1-minute budget
     finally:
+        for folder in ("existing", "budgeted"):
+            os.chmod(os.path.join(parent, folder), 0o755)
         os.chmod(parent, 0o755)
-        os.chmod(os.path.join(parent, "existing"), 0o755)
         shutil.rmtree(parent)
 
 

@@ -260,6 +260,7 @@ class RunFolder:
         """A larger ``--budget-minutes`` continues the run (weights, optimizer, EMA and log) up to the new budget."""
         from train_scripts.callbacks import atomic_write_text
 
+        self.check_writable()  # before config.json is touched: a read-only folder keeps its old budget
         saved["config"]["budget_minutes"] = after
         atomic_write_text(self.config_path, json.dumps(saved, indent=2))
         if self.progress().get("budget_reached"):
