@@ -30,6 +30,8 @@ MODELS = {
     "pix2pix-bce": ("pix2pix", ["--gan-loss", "bce"]),
     "cyclegan": ("cyclegan", []),
     "ddim": ("ddim", []),
+    # the x_0 error weighted by clip(SNR, 1, 5): the DDIM of results/facades-64px-1core-budget150-200
+    "ddim-clipped-snr": ("ddim", ["--loss-weighting", "clipped-snr"]),
 }
 PRESETS = {
     # preset -> (train scripts' preset, default image size)
