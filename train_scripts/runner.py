@@ -225,7 +225,7 @@ class RunFolder:
             raise I2IError(f"{self.config_path}: unreadable ({e})") from None
 
     def open(self, model, preset, config):
-        """Create the folder, or check that it holds a run of this model with this config."""
+        """Create the folder, or check that it holds a run of this model with this config and can be written."""
         from data.errors import I2IError
         from train_scripts.callbacks import atomic_write_text
 
@@ -239,12 +239,14 @@ class RunFolder:
             there = {**COMMON_DEFAULTS, **saved["config"]}
             diff = {k: (there.get(k), v) for k, v in config.items() if there.get(k) != v}
             diff.update({k: (v, None) for k, v in there.items() if k not in config})
-            if set(diff) == {"budget_minutes"} and 0 < diff["budget_minutes"][0] < diff["budget_minutes"][1]:
-                return self._extend_budget(saved, *diff["budget_minutes"])
-            if diff:
+            extend = set(diff) == {"budget_minutes"} and 0 < diff["budget_minutes"][0] < diff["budget_minutes"][1]
+            if diff and not extend:
                 lines = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in sorted(diff.items()))
                 raise I2IError(f"{self.path} holds a {model} run with a different config ({lines}); "
                                f"use --out for a new run or repeat the original flags to resume it")
+            self.check_writable()  # before anything is written: a read-only folder keeps its old budget
+            if extend:
+                self._extend_budget(saved, *diff["budget_minutes"])
             return False
         if os.path.exists(self.path) and os.listdir(self.path):
             raise I2IError(f"{self.path} exists and is not a run folder (no config.json); choose another --out")
@@ -260,13 +262,11 @@ class RunFolder:
         """A larger ``--budget-minutes`` continues the run (weights, optimizer, EMA and log) up to the new budget."""
         from train_scripts.callbacks import atomic_write_text
 
-        self.check_writable()  # before config.json is touched: a read-only folder keeps its old budget
         saved["config"]["budget_minutes"] = after
         atomic_write_text(self.config_path, json.dumps(saved, indent=2))
         if self.progress().get("budget_reached"):
             self.set_progress(finished=False, budget_reached=False)
         print(f"extending the training budget of {self.path} from {before:g} to {after:g} min")
-        return False
 
     def check_writable(self):
         """Fail with a clear message if the folder (or a subfolder or file we add to) cannot be written."""
@@ -674,8 +674,7 @@ def main(spec, argv=None):
         if args.strategy == "multiworker":
             check_multiworker(strategy)
         run = RunFolder(out)
-        run.open(spec.name, args.preset, config)
-        run.check_writable()
+        run.open(spec.name, args.preset, config)  # checks that an existing run folder is writable
         print(f"run folder: {run.path}")
         if run.progress().get("finished"):
             print(f"this run already finished its {config['steps']} steps; scoring it again")
