@@ -108,6 +108,12 @@ def build_parser():
                         "else alexnet)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     p.add_argument("--weights-dir", help="folder with pretrained weights (used as $I2I_WEIGHTS_DIR for this run)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="the backbone's weight file (default backbone then: fid-inception), e.g. default_1.pt or "
+                        "pt_inception-2015-12-05-6726825d.pth; a copy with another checksum is used with a warning")
+    p.add_argument("--resize", choices=("pytorch-fid", "torch-fidelity"), default=None,
+                   help="fid-inception: resize to 299 as pytorch-fid (bilinear, half-pixel centres; default) or as "
+                        "torch-fidelity (TensorFlow 1.x bilinear)")
     p.add_argument("--cache-dir", help="cache the reference folder's backbone features here")
     p.add_argument("--per-image", action="store_true", help="also report PSNR/SSIM/LPIPS of every pair")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -137,7 +143,8 @@ def score_folders(args):
     pairs = pair_images(args.dir_a, args.dir_b)
     backbone = None
     if any(m in metrics for m in DISTRIBUTION_METRICS):
-        backbone = get_backbone(args.backbone or default_backbone(), batch_size=args.batch_size)
+        name = args.backbone or ("fid-inception" if args.weights or args.resize else default_backbone())
+        backbone = get_backbone(name, weights_path=args.weights, batch_size=args.batch_size, resize=args.resize)
     fakes, reals = split_pairs(pair_batches(pairs, args.batch_size))
     result = score_pairs(fakes, reals, metrics, backbone, batch_size=args.batch_size, cache_dir=args.cache_dir,
                          real_ids=[f"{os.path.basename(b)}:{os.path.getsize(b)}:{os.stat(b).st_mtime_ns}"

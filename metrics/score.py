@@ -85,7 +85,7 @@ def _resolve_backbone(backbone, weights_path, batch_size):
     from metrics.backbones import default_backbone, get_backbone
 
     if backbone is None:
-        backbone = default_backbone()
+        backbone = default_backbone() if weights_path is None else "fid-inception"
     if isinstance(backbone, str):
         return get_backbone(backbone, weights_path=weights_path, batch_size=batch_size)
     return backbone
@@ -100,7 +100,8 @@ def score_pairs(fake_batches, real_batches, metrics=ALL_METRICS, backbone=None, 
         fake_batches, real_batches: iterables of (n, H, W, 3) arrays in [0, 255], paired batch by batch.
         metrics: names from :data:`ALL_METRICS` (or ``"psnr,ssim"``).
         backbone: ``"inception"``, ``"fid-inception"``, ``"alexnet"``, a built backbone object, or None for
-            :func:`metrics.backbones.default_backbone`. Only built if FID or KID is asked for.
+            :func:`metrics.backbones.default_backbone` (``fid-inception`` when ``weights_path`` is given).
+            Only built if FID or KID is asked for.
         weights_path: explicit weights file of the backbone (else the weight search path).
         lpips_model: a built :class:`metrics.lpips.LPIPS` to reuse (else one is built if LPIPS is asked for).
         kid_*: torch-fidelity's KID defaults; the subset size is shrunk to the number of images if larger.

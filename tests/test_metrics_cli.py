@@ -37,8 +37,13 @@ def make_images(n, size, seed):
 
 @pytest.fixture
 def env(offline, monkeypatch):
-    """Weights from the shared folder only; no Keras cache; no network."""
-    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(WEIGHTS_DIR))
+    """The LPIPS weights of the shared folder only (no FID Inception); no Keras cache; no network."""
+    lpips_only = offline / "lpips_weights"
+    lpips_only.mkdir()
+    for name in ("lpips_alexnet_v0.1_hwio.npz", "lpips_v0.1"):
+        if (WEIGHTS_DIR / name).exists():
+            (lpips_only / name).symlink_to(WEIGHTS_DIR / name)
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(lpips_only))
     return offline
 
 

@@ -32,10 +32,10 @@ COLUMNS = ("model", "variant", "split", "resolution", "n_images", "psnr", "ssim"
            "lpips", "backbone", "train_steps", "wall_time_s", "commit",
            # beyond the issue's columns: what else identifies the row and how to read it
            "data", "kid_subset_size", "run_dir")
-KEY = ("model", "variant", "data", "split", "resolution")
+KEY = ("model", "variant", "data", "split", "resolution", "backbone")
 # settings that change how a run is logged or executed, not what it learns: left out of the variant name
 BOOKKEEPING = {"data", "steps", "log_every", "checkpoint_every", "sample_every", "val_split", "val_images",
-               "eval_split", "jit_compile", "steps_per_execution", "strategy"}
+               "eval_split", "jit_compile", "steps_per_execution", "strategy", "fid_every", "fid_images", "fid_backbone"}
 DEFAULT_RESULTS = os.path.join(REPO_ROOT, "results", "metrics.csv")
 
 
@@ -80,7 +80,7 @@ def settings_suffix(settings):
 
 
 def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=16, save_images=True, cache_dir=None,
-                 inference=None):
+                 inference=None, weights_path=None):
     """Translate ``split`` with the run's model and score it; returns the results row (a dict of COLUMNS).
 
     ``inference``: ``KEY=VALUE`` test-time settings (``--set``) applied to the run's config before translating.
@@ -114,7 +114,8 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
     metrics = parse_metrics(metrics)
     cache_dir = cache_dir or os.path.join(keras_cache_dir(), "i2i_features")
     real_ids = [f"{config['data']}:{split}:{name}" for name in pairs.names]
-    scores = score_pairs(batches(fakes), batches(pairs.photos), metrics, backbone, batch_size=batch_size,
+    scores = score_pairs(batches(fakes), batches(pairs.photos), metrics, backbone, weights_path=weights_path,
+                         batch_size=batch_size,
                          cache_dir=cache_dir if config["data"] != "synthetic" else None, real_ids=real_ids)
     steps, wall, commit = training_record(run)
     row = {
@@ -151,14 +152,15 @@ def read_results(path):
 
 
 def update_results(path, row):
-    """Add ``row`` to the table at ``path``, replacing the row with the same model/variant/data/split/resolution.
+    """Add ``row`` to the table at ``path``, replacing the row with the same model/variant/data/split/resolution/
+    backbone (so one run's FID/KID on several backbones are rows side by side).
 
     Columns the file has beyond ours are kept. Written atomically: an interruption leaves the old table.
     """
     from train_scripts.callbacks import atomic_write_text
 
     rows = read_results(path)
-    key = tuple(str(row[k]) for k in KEY)
+    key = tuple(_cell(row.get(k)) for k in KEY)
     rows = [r for r in rows if tuple(r.get(k, "") for k in KEY) != key] + [{k: _cell(v) for k, v in row.items()}]
     columns = list(COLUMNS) + sorted({k for r in rows for k in r} - set(COLUMNS))
     buffer = io.StringIO()
@@ -211,6 +213,9 @@ def build_parser():
     p.add_argument("--backbone", choices=BACKBONES, default=None,
                    help="FID/KID features (default: fid-inception if its weights are here, else inception, "
                         "else alexnet; alexnet FID/KID are not comparable with published values)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="the backbone's weight file (default backbone then: fid-inception); a copy with another "
+                        "checksum is used with a warning that its scores are not comparable")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--results", default=DEFAULT_RESULTS, help="results table to update")
     p.add_argument("--no-save-images", dest="save_images", action="store_false",
@@ -234,7 +239,7 @@ def main(argv=None):
             raise I2IError(f"--batch-size must be at least 1, got {args.batch_size}")
         read_results(args.results)  # refuse a foreign table before spending minutes on scoring
         row = evaluate_run(args.run_dir, args.split, args.metrics, args.backbone, args.batch_size, args.save_images,
-                           inference=args.inference)
+                           inference=args.inference, weights_path=args.weights)
         rows = update_results(args.results, row)
         print(f"\n{args.results}:")
         print(format_results(rows))
