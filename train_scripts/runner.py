@@ -455,10 +455,11 @@ def parse_inference_settings(spec, settings):
     return parsed
 
 
-def load_trained(run_dir, inference=None):
+def load_trained(run_dir, inference=None, seed=None):
     """Rebuild a run's model from its config and load its latest weights: (spec, config, model, run).
 
     ``inference``: ``KEY=VALUE`` strings changing test-time settings only (see :func:`parse_inference_settings`).
+    ``seed``: the random seed of test-time noise (CVAE z, cGAN noise, dropout at test); default the run's own.
     """
     from data.errors import I2IError
 
@@ -473,7 +474,8 @@ def load_trained(run_dir, inference=None):
         raise I2IError(f"{weights}: missing (the run has not reached its first checkpoint, or the file was removed)")
     import keras
 
-    keras.utils.set_random_seed(config["seed"])  # stochastic translate (CVAE z, dropout) gives the same outputs each time
+    # stochastic translate (CVAE z, dropout) gives the same outputs each time: its seed generators start from this
+    keras.utils.set_random_seed(config["seed"] if seed is None else seed)
     model = build_model(spec, config)
     try:
         model.load_weights(weights)
