@@ -20,7 +20,7 @@ import numpy as np
 
 from data.errors import I2IError, ImageError
 from data.images import read_image
-from data.layouts import Pair, find_pairs, list_images
+from data.layouts import Pair, find_pairs
 
 
 @dataclass
@@ -140,10 +140,3 @@ def open_source(spec, seed=0, direction="BtoA"):
     if not os.path.exists(os.path.expanduser(str(spec))):
         raise I2IError(f"--data {spec}: no such folder (use 'synthetic', 'facades' or a path to a dataset folder)")
     return FolderSource(spec, direction=direction)
-
-
-def load_folder_images(folder, size=None):
-    """All images of one folder (unpaired data, folder scoring), optionally resized to ``size``."""
-    paths = list_images(folder)
-    decoded = _decode_all([(lambda p=p: read_image(p) if size is None else resize(read_image(p), size)) for p in paths])
-    return decoded, [os.path.basename(p) for p in paths]

@@ -130,7 +130,7 @@ def main(argv=None):
 
 
 def score_folders(args):
-    from metrics.backbones import default_backbone, describe_backbone, get_backbone
+    from metrics.backbones import default_backbone, get_backbone
     from metrics.score import DISTRIBUTION_METRICS, parse_metrics, score_pairs, split_pairs
 
     if args.batch_size < 1:

@@ -49,8 +49,3 @@ def ssim(x, y, batch_size=64):
         b = tf.constant(y[i : i + batch_size], tf.float32)
         out.append(tf.image.ssim(a, b, max_val=MAX_VALUE, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03).numpy())
     return np.concatenate(out).astype(np.float64)
-
-
-def to_uint8_range(images):
-    """Map model outputs in [-1, 1] to [0, 255] floats (no rounding)."""
-    return (np.clip(np.asarray(images, np.float64), -1.0, 1.0) + 1.0) * 127.5

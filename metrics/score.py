@@ -75,7 +75,7 @@ def check_batch(batch, what):
         lo, hi = float(np.min(batch)), float(np.max(batch))
         if lo < -1e-3 or hi > 255.001 or not np.isfinite(lo + hi):
             raise ImagePairError(f"{what}: values in [{lo:.3g}, {hi:.3g}]; metrics take images in [0, 255] "
-                                 "(map model outputs in [-1, 1] with metrics.image_quality.to_uint8_range)")
+                                 "(map model outputs in [-1, 1] with data.pipeline.to_uint8)")
         if hi <= 1.0 and batch.size > 1000:
             log.warning("%s: all values <= 1; metrics take images in [0, 255], not [0, 1]", what)
     return batch

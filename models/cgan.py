@@ -20,7 +20,7 @@ from keras import ops
 from losses import GAN_LOSSES, discriminator_accuracy, discriminator_loss, generator_loss
 from models.blocks import latent_decoder
 from models.discriminators import patch_discriminator
-from models.training import build_optimizers, minimize
+from models.training import LossTracking, build_optimizers, minimize
 
 
 def cgan_generator(image_size=256, noise_dim=100, ngf=64, name="generator"):
@@ -28,7 +28,7 @@ def cgan_generator(image_size=256, noise_dim=100, ngf=64, name="generator"):
     return latent_decoder(image_size, noise_dim, ngf, label_skips=False, name=name)
 
 
-class CGAN(keras.Model):
+class CGAN(LossTracking, keras.Model):
     """Conditional GAN of eq. (1) with a noise-driven generator and a label-conditioned PatchGAN."""
 
     def __init__(self, image_size=256, noise_dim=100, ngf=64, ndf=64, gan_loss="bce", d_steps=1, g_steps=1,
@@ -44,12 +44,8 @@ class CGAN(keras.Model):
         self.discriminator = patch_discriminator(image_size, condition_channels=3, ndf=ndf)
         self.seed_generator = keras.random.SeedGenerator(name="train_seed")  # train_step's noise (checkpointed)
         self.eval_seed_generator = keras.random.SeedGenerator(name="eval_seed")  # test_step and translate
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("g_loss", "d_loss", "d_acc")}
+        self.track_losses(("g_loss", "d_loss", "d_acc"))
         self.built = True  # the two networks are built functional models
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         super().compile(optimizer=None, **kwargs)  # no model-level optimizer: G and D have their own
@@ -91,24 +87,17 @@ class CGAN(keras.Model):
             with tf.GradientTape() as tape:
                 losses = self.d_loss_terms(label, photo, noise, training=True)
             minimize(tape, self.d_optimizer, losses["d_loss"], self.discriminator.trainable_variables)
-            self._track(losses)
+            self.track(losses)
         for _ in range(self.g_steps):
             noise = self.noise(label, self.seed_generator)
             with tf.GradientTape() as tape:
                 losses = self.g_loss_terms(label, noise, training=True)
             minimize(tape, self.g_optimizer, losses["g_loss"], self.generator.trainable_variables)
-            self._track(losses)
-        return self._results()
+            results = self.track(losses)
+        return results
 
     def test_step(self, data):
         label, photo = data
         noise = self.noise(label, self.eval_seed_generator)
-        self._track({**self.d_loss_terms(label, photo, noise), **self.g_loss_terms(label, noise)})
-        return self._results()
+        return self.track({**self.d_loss_terms(label, photo, noise), **self.g_loss_terms(label, noise)})
 
-    def _track(self, losses):
-        for name, value in losses.items():
-            self.trackers[name].update_state(value)
-
-    def _results(self):
-        return {name: t.result() for name, t in self.trackers.items()}

@@ -22,7 +22,7 @@ from keras import layers, ops
 
 from losses import kl_to_standard_normal, l1_loss, l2_loss
 from models.blocks import down_stack, halving_widths, latent_decoder
-from models.training import build_optimizers, minimize
+from models.training import LossTracking, build_optimizers, minimize
 
 RECONSTRUCTION_LOSSES = {"l1": l1_loss, "l2": l2_loss}
 
@@ -51,7 +51,7 @@ def cvae_encoder(image_size=256, latent_dim=128, ngf=64, channels=3, name="encod
     return keras.Model([label, photo], [mean, log_var], name=name)
 
 
-class CVAE(keras.Model):
+class CVAE(LossTracking, keras.Model):
     """Conditional VAE trained on reconstruction + beta * KL (study appendix 3).
 
     ``translate(labels)`` decodes the label maps with z ~ N(0, I) by default (``sample_at_test=True``): that is
@@ -72,12 +72,8 @@ class CVAE(keras.Model):
         self.sampling = Sampling(name="sampling")
         self.seed_generator = keras.random.SeedGenerator(name="train_seed")  # train_step's eps (checkpointed)
         self.eval_seed_generator = keras.random.SeedGenerator(name="eval_seed")  # test_step and translate
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "reconstruction_loss", "kl_loss")}
+        self.track_losses(("loss", "reconstruction_loss", "kl_loss"))
         self.built = True  # the networks are built functional models
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     def compile(self, optimizer, **kwargs):
         super().compile(optimizer=None, **kwargs)  # the optimizer is prepared (loss scaling, slots) below
@@ -117,13 +113,9 @@ class CVAE(keras.Model):
             losses = self.loss_terms(label, photo, seed=self.seed_generator, training=True)
         minimize(tape, self.vae_optimizer, losses["loss"],
                  self.encoder.trainable_variables + self.decoder.trainable_variables)
-        return self._track(losses)
+        return self.track(losses)
 
     def test_step(self, data):
         label, photo = data
-        return self._track(self.loss_terms(label, photo, seed=self.eval_seed_generator, training=False))
+        return self.track(self.loss_terms(label, photo, seed=self.eval_seed_generator, training=False))
 
-    def _track(self, losses):
-        for name, value in losses.items():
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}

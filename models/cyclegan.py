@@ -21,7 +21,7 @@ from keras import layers, ops
 from losses import cycle_loss, discriminator_loss, generator_loss, identity_loss
 from models.blocks import ReflectionPadding2D, conv_init, instance_norm
 from models.discriminators import patch_discriminator
-from models.training import build_optimizers, minimize
+from models.training import LossTracking, build_optimizers, minimize
 
 
 def default_res_blocks(image_size):
@@ -162,7 +162,7 @@ class ImagePool(layers.Layer):
         return {**super().get_config(), "size": self.size, "image_shape": tuple(self.images.shape[1:])}
 
 
-class CycleGAN(keras.Model):
+class CycleGAN(LossTracking, keras.Model):
     """Unpaired translation between label maps (A) and photos (B); batches are ``(label_maps, photos)``.
 
     ``cycle_weight`` is lambda (10); ``identity_weight`` multiplies lambda for the identity term (0.5, so
@@ -180,8 +180,7 @@ class CycleGAN(keras.Model):
         shape = (image_size, image_size, 3)
         self.pool_a = ImagePool(pool_size, shape, name="pool_a")  # past fake label maps, for d_a
         self.pool_b = ImagePool(pool_size, shape, name="pool_b")  # past fake photos, for d_b
-        self.trackers = {name: keras.metrics.Mean(name=name)
-                         for name in ("g_loss", "g_adv_ab", "g_adv_ba", "cycle", "identity", "d_a", "d_b")}
+        self.track_losses(("g_loss", "g_adv_ab", "g_adv_ba", "cycle", "identity", "d_a", "d_b"))
         self.built = True
 
     @property
@@ -191,10 +190,6 @@ class CycleGAN(keras.Model):
     @property
     def discriminators(self):
         return [self.d_a, self.d_b]
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         """One optimizer for both generators, one for both discriminators (as the reference implementation)."""
@@ -238,7 +233,7 @@ class CycleGAN(keras.Model):
             d_loss = losses["d_a"] + losses["d_b"]  # disjoint variables: the same as two separate steps
         minimize(tape, self.g_optimizer, losses["g_loss"], self._variables(self.generators))
         minimize(tape, self.d_optimizer, d_loss, self._variables(self.discriminators))
-        return self._track(losses)
+        return self.track(losses)
 
     @staticmethod
     def _variables(networks):
@@ -246,9 +241,5 @@ class CycleGAN(keras.Model):
 
     def test_step(self, data):
         real_a, real_b = data
-        return self._track(self._loss_terms(real_a, real_b, training=False, use_pool=False))
+        return self.track(self._loss_terms(real_a, real_b, training=False, use_pool=False))
 
-    def _track(self, losses):
-        for name, value in losses.items():
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}

@@ -25,7 +25,7 @@ from keras import layers
 from losses import GAN_LOSSES, discriminator_accuracy, discriminator_loss, generator_loss, l1_loss
 from models.blocks import conv_init, down, up
 from models.discriminators import patch_discriminator
-from models.training import build_optimizers, minimize
+from models.training import LossTracking, build_optimizers, minimize
 
 GENERATORS = ("study", "pix2pix")
 
@@ -78,7 +78,7 @@ def unet_generator(image_size=256, kind="study", channels=3, ngf=64, name="gener
     return keras.Model(inputs, outputs, name=name)
 
 
-class Pix2Pix(keras.Model):
+class Pix2Pix(LossTracking, keras.Model):
     """Conditional GAN with L1 (eq. 2): G minimises adv + lambda * L1, D the adversarial loss / 2.
 
     ``gan_loss``: ``bce`` (the pix2pix paper) or ``lsgan`` (least squares, the study's "L2+L1").
@@ -93,15 +93,8 @@ class Pix2Pix(keras.Model):
         self.dropout_at_test = dropout_at_test
         self.generator = unet_generator(image_size, kind=generator, ngf=ngf)
         self.discriminator = patch_discriminator(image_size, ndf=ndf)
-        self.trackers = {
-            name: keras.metrics.Mean(name=name)
-            for name in ("g_loss", "g_gan", "g_l1", "d_loss", "d_acc")
-        }
+        self.track_losses(("g_loss", "g_gan", "g_l1", "d_loss", "d_acc"))
         self.built = True  # the two networks are built functional models
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         super().compile(optimizer=None, **kwargs)  # no model-level optimizer: G and D have their own
@@ -135,13 +128,8 @@ class Pix2Pix(keras.Model):
             losses = self._loss_terms(label, photo, training=True)
         minimize(tape, self.g_optimizer, losses["g_loss"], self.generator.trainable_variables)
         minimize(tape, self.d_optimizer, losses["d_loss"], self.discriminator.trainable_variables)
-        return self._track(losses)
+        return self.track(losses)
 
     def test_step(self, data):
         label, photo = data
-        return self._track(self._loss_terms(label, photo, training=False))
-
-    def _track(self, losses):
-        for name, value in losses.items():
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
+        return self.track(self._loss_terms(label, photo, training=False))

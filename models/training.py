@@ -1,4 +1,4 @@
-"""What every custom ``train_step`` shares: one optimizer step on one loss.
+"""What every custom ``train_step`` shares: one optimizer step on one loss, and one tracker per loss term.
 
 Losses are means over the replica's batch. Under ``tf.distribute`` the optimizer *sums*
 gradients across replicas, so the gradient is scaled by ``1 / num_replicas`` (the same scaling
@@ -7,7 +7,28 @@ by its dynamic loss scale here and divides it out when applying. The scale is pa
 ``tape.gradient`` as the output gradient, so the loss tensor itself stays as the model logs it.
 """
 
+import keras
 import tensorflow as tf
+
+
+class LossTracking:
+    """Mixin of the five models: a ``keras.metrics.Mean`` per named loss term (the columns of ``log.csv``).
+
+    ``track_losses(names)`` in ``__init__``; ``train_step`` / ``test_step`` return ``self.track(losses)``, the means
+    so far, which is what ``fit`` logs. ``metrics`` lists the trackers, so Keras resets them every epoch.
+    """
+
+    def track_losses(self, names):
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def track(self, losses):
+        for name, value in losses.items():
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
 
 
 def minimize(tape, optimizer, loss, variables):
@@ -25,8 +46,6 @@ def build_optimizers(pairs):
     Under the ``mixed_float16`` policy each is wrapped in a ``LossScaleOptimizer`` (dynamic loss
     scaling; ``minimize`` applies it). Slots are created up front so checkpoints restore them.
     """
-    import keras
-
     prepared = []
     for optimizer, variables in pairs:
         if keras.mixed_precision.dtype_policy().name == "mixed_float16" and not isinstance(

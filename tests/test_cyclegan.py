@@ -15,7 +15,9 @@ from data.sources import open_source
 from models.cyclegan import CycleGAN, ImagePool, LinearDecayAfter, resnet_generator
 from models.discriminators import patch_discriminator
 from train_scripts import callbacks, cyclegan, pix2pix
-from train_scripts.runner import RunFolder, load_trained, main
+from train_scripts.inference import load_trained
+from train_scripts.run_folder import RunFolder
+from train_scripts.runner import main
 
 # --------------------------------------------------------------------------------------------- networks
 
@@ -180,12 +182,12 @@ def test_pool_contents_and_draws_survive_backup_and_restore(tmp_path):
     model = CycleGAN(image_size=32, ngf=4, ndf=4, res_blocks=1, pool_size=4)
     for q in range(3):  # 6 fakes into a 4-image pool: full, some draws taken
         model.pool_b(marked(2 * q, 2, 32))
-    saver = callbacks.AtomicBackupAndRestore(str(tmp_path / "backup"))
+    saver = callbacks.RunCheckpoint(str(tmp_path / "backup"))
     saver.set_model(model)
     saver.on_epoch_end(0)  # what a run does at a checkpoint
 
     restored = fresh()
-    loader = callbacks.AtomicBackupAndRestore(str(tmp_path / "backup"))
+    loader = callbacks.RunCheckpoint(str(tmp_path / "backup"))
     loader.set_model(restored)
     loader.on_train_begin()  # what a resumed run does
     for pool_name in ("pool_a", "pool_b"):

@@ -16,9 +16,11 @@ import tensorflow as tf
 from data.errors import I2IError
 from models.diffusion import study_unet
 from models.diffusion.model import DiffusionModel
+from models.diffusion.predictions import noise_from_prediction
 from run_helpers import needs_alexnet_weights, run, saved_epoch, start_and_stop, steps_logged, weights
 from train_scripts import ddim
-from train_scripts.runner import RunFolder, main
+from train_scripts.run_folder import RunFolder
+from train_scripts.runner import main
 
 SIZE = 32
 TINY_NET = dict(image_size=SIZE, widths=(4, 8), sampling_steps=3)
@@ -121,7 +123,7 @@ def test_velocity_prediction_implies_the_true_noise_and_is_trained_on_the_veloci
     signal_rates, noise_rates = model.schedule.signal_and_noise_rates(tf.constant([0.0, 0.5, 1.0])[:, None, None, None])
     noisy = signal_rates * photos + noise_rates * noises
     velocity = signal_rates * noises - noise_rates * photos  # v of Salimans & Ho (2022)
-    np.testing.assert_allclose(model._noises_from_outputs(velocity, noisy, noise_rates), noises, atol=1e-5)
+    np.testing.assert_allclose(noise_from_prediction("velocity", velocity, noisy, noise_rates), noises, atol=1e-5)
 
 
 def test_image_prediction_implies_the_true_noise():
@@ -131,7 +133,7 @@ def test_image_prediction_implies_the_true_noise():
     times = tf.constant([0.0, 0.5, 1.0])[:, None, None, None]
     signal_rates, noise_rates = model.schedule.signal_and_noise_rates(times)
     noisy = signal_rates * photos + noise_rates * noises
-    np.testing.assert_allclose(model._noises_from_outputs(photos, noisy, noise_rates), noises, atol=1e-4)
+    np.testing.assert_allclose(noise_from_prediction("image", photos, noisy, noise_rates), noises, atol=1e-4)
 
 
 @pytest.mark.parametrize("weighting, floor", [("min-snr", 0.0), ("clipped-snr", 1.0)])
@@ -156,7 +158,7 @@ def test_snr_weightings_weight_the_x0_error(prediction, weighting, floor):
     times = model.schedule.sample_training_times((64, 1, 1, 1), seed=generator)
     s, n = (r.numpy() for r in model.schedule.signal_and_noise_rates(times))
     x = s * photos.numpy() + n * noises.numpy()
-    eps = model._noises_from_outputs(tf.constant(fixed), tf.constant(x), tf.constant(n)).numpy()
+    eps = noise_from_prediction(prediction, tf.constant(fixed), tf.constant(x), tf.constant(n)).numpy()
     x0_errors = np.mean(np.square((x - n * eps) / s - photos.numpy()), axis=(1, 2, 3))
     snr = (s / n).ravel() ** 2
     assert snr.max() > 5.0 > 1.0 > snr.min()  # both sides of both clips are exercised
@@ -246,7 +248,7 @@ def test_paper_preset_is_table_6_with_the_table_4_network():
 def test_unconditional_flag(tmp_path):
     args = ddim.cli_arguments(["--unconditional", "--print-config"])
     assert main(ddim.SPEC, args) == 0
-    from train_scripts.runner import build_parser, resolve_config
+    from train_scripts.config import build_parser, resolve_config
 
     config, _ = resolve_config(ddim.SPEC, build_parser(ddim.SPEC).parse_args(args))
     assert config["conditional"] is False

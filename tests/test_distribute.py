@@ -36,6 +36,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 from keras.src.backend.tensorflow import random as backend_random
+from train_scripts import config as cfg
 from train_scripts import runner
 
 ORIGINAL = {name: getattr(backend_random, name) for name in ("normal", "uniform", "truncated_normal", "randint")}
@@ -65,7 +66,7 @@ def batch_invariant(on):
 
 
 script, out, *args = sys.argv[1:]
-spec = runner.spec_for(script)
+spec = cfg.spec_for(script)
 build = spec.build
 
 
@@ -142,7 +143,8 @@ def test_mixed_precision_computes_in_half_and_keeps_float32_losses(tiny_facades,
 
     from data.pipeline import to_model_range
     from data.sources import open_source
-    from train_scripts.runner import build_model, build_parser, resolve_config, spec_for
+    from train_scripts.config import build_parser, resolve_config, spec_for
+    from train_scripts.devices import build_model
 
     spec = spec_for(script)
     config = resolve_config(spec, build_parser(spec).parse_args(tiny_args(script, tiny_facades)))[0]

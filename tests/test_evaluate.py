@@ -168,7 +168,7 @@ def test_settings_that_need_retraining_or_bad_values_are_refused(run_dir, tmp_pa
 def test_diffusion_sampler_settings_are_typed_and_checked():
     from data.errors import I2IError
     from train_scripts import ddim
-    from train_scripts.runner import parse_inference_settings
+    from train_scripts.config import parse_inference_settings
 
     parsed = parse_inference_settings(ddim.SPEC, ["sampler=ddpm", "sampling-steps=50", "eta=0.5", "clip_denoised=0"])
     assert parsed == {"sampler": "ddpm", "sampling_steps": 50, "eta": 0.5, "clip_denoised": False}

@@ -20,7 +20,8 @@ import pytest
 import tensorflow as tf
 from conftest import tiny_args
 
-from train_scripts import callbacks, pix2pix, runner
+from train_scripts import config as cfg
+from train_scripts import devices, pix2pix, run_folder, runner
 
 STEPS = 6
 
@@ -94,7 +95,7 @@ def _poisoned_build(config):
     return model
 
 
-POISONED_SPEC = runner.ModelSpec(name="pix2pix", description="test-only", presets=pix2pix.PRESETS,
+POISONED_SPEC = cfg.ModelSpec(name="pix2pix", description="test-only", presets=pix2pix.PRESETS,
                                  build=_poisoned_build, arguments=pix2pix.SPEC.arguments)
 
 
@@ -184,12 +185,12 @@ def test_unwritable_run_folder_fails_before_training(tiny_facades, capsys):
         os.chmod(parent, 0o755)
         existing = os.path.join(parent, "existing")
         args = _args(tiny_facades, existing)
-        config, _ = runner.resolve_config(pix2pix.SPEC, runner.build_parser(pix2pix.SPEC).parse_args(args))
-        runner.RunFolder(existing).open("pix2pix", "quick", config)  # a run folder made earlier...
+        config, _ = cfg.resolve_config(pix2pix.SPEC, cfg.build_parser(pix2pix.SPEC).parse_args(args))
+        run_folder.RunFolder(existing).open("pix2pix", "quick", config)  # a run folder made earlier...
         budgeted = os.path.join(parent, "budgeted")  # ...and one whose run stopped on a 1-minute budget
         budget_args = _args(tiny_facades, budgeted, budget_minutes=1)
-        config, _ = runner.resolve_config(pix2pix.SPEC, runner.build_parser(pix2pix.SPEC).parse_args(budget_args))
-        runner.RunFolder(budgeted).open("pix2pix", "quick", config)
+        config, _ = cfg.resolve_config(pix2pix.SPEC, cfg.build_parser(pix2pix.SPEC).parse_args(budget_args))
+        run_folder.RunFolder(budgeted).open("pix2pix", "quick", config)
         budgeted_config = open(os.path.join(budgeted, "config.json")).read()
         for folder in (existing, budgeted, parent):  # ...then all made read-only
             os.chmod(folder, 0o555)
@@ -226,10 +227,10 @@ def test_checkpoint_size_estimate_matches_the_files(reference):
     with open(reference / "config.json") as f:
         config = json.load(f)["config"]
     for precision in ("none", "mixed_float16"):  # mixed_float16: Keras saves a LossScaleOptimizer's slots twice
-        model = runner.build_model(pix2pix.SPEC, dict(config, mixed_precision=precision))
-        estimate = runner.checkpoint_bytes(model)
+        model = devices.build_model(pix2pix.SPEC, dict(config, mixed_precision=precision))
+        estimate = run_folder.checkpoint_bytes(model)
         path = str(reference / f"estimate-{precision}.weights.h5")
-        callbacks.atomic_save_weights(model, path)
+        run_folder.atomic_save_weights(model, path)
         assert 0.9 < estimate / os.path.getsize(path) <= 1.0, precision
     actual = os.path.getsize(reference / "model.weights.h5")
-    assert 0.9 < runner.checkpoint_bytes(runner.build_model(pix2pix.SPEC, config)) / actual <= 1.0
+    assert 0.9 < run_folder.checkpoint_bytes(devices.build_model(pix2pix.SPEC, config)) / actual <= 1.0

@@ -13,7 +13,7 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from data.images import read_image
-from metrics.image_quality import psnr, ssim, to_uint8_range
+from metrics.image_quality import psnr, ssim
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "metrics"
 PAIRS = [
@@ -46,11 +46,11 @@ def test_uint8_pairs_match_scikit_image(names):
 
 @pytest.mark.parametrize("size", [64, 256])
 def test_float_batches_match_scikit_image(size):
-    """Non-integer float images in [0, 255] (e.g. model outputs mapped with to_uint8_range), a batch of 3."""
+    """Non-integer float images in [0, 255] (e.g. model outputs in [-1, 1] mapped to [0, 255] without rounding), a batch of 3."""
     rng = np.random.RandomState(size)
     fake_m11 = np.tanh(rng.standard_normal((3, size, size, 3)))
-    real = np.clip(to_uint8_range(fake_m11) + rng.normal(0, 20, fake_m11.shape), 0, 255)
-    fake = to_uint8_range(fake_m11)
+    fake = (np.clip(fake_m11, -1.0, 1.0) + 1.0) * 127.5
+    real = np.clip(fake + rng.normal(0, 20, fake_m11.shape), 0, 255)
     ours_psnr, ours_ssim = psnr(fake, real), ssim(fake, real)
     assert ours_psnr.shape == ours_ssim.shape == (3,)
     for i in range(3):

@@ -13,7 +13,7 @@ from data.images import read_image
 from data.sources import resize
 from data.synthetic import make_pairs
 from train_scripts import ddim, pix2pix, translate
-from train_scripts.runner import load_trained
+from train_scripts.inference import load_trained
 from train_scripts.runner import main as train_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

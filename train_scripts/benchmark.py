@@ -26,7 +26,8 @@ def worker(job):
     """Runs inside the child process: time ``job['steps']`` training steps of one configuration."""
     import tensorflow as tf
 
-    from train_scripts.runner import COMMON_DEFAULTS, build_model, precision_policy, spec_for
+    from train_scripts.config import COMMON_DEFAULTS, spec_for
+    from train_scripts.devices import build_model, precision_policy
 
     threads = job.get("threads")
     if threads:
@@ -139,7 +140,7 @@ def main(argv=None):
     jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
     onednns = {"off": [False], "on": [True], "both": [True, False]}[args.onednn]
     generators = args.generators.split(",") if args.model == "pix2pix" else [None]
-    from train_scripts.runner import PRECISIONS
+    from train_scripts.config import PRECISIONS
 
     precisions = list(PRECISIONS) if args.mixed_precision == "all" else args.mixed_precision.split(",")
     if set(precisions) - set(PRECISIONS):

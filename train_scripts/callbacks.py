@@ -1,22 +1,21 @@
-"""Small callbacks of ours; everything else is Keras's own (BackupAndRestore, CSVLogger, TensorBoard,
-TerminateOnNaN), made atomic or multi-loss where Keras's are not.
+"""The callbacks of a training run: Keras's own (CSVLogger, TensorBoard) plus ours where Keras has none or its own
+is not atomic or not multi-loss: resume state (:class:`RunCheckpoint`), steps, NaN stop, Ctrl-C, budget, samples.
 
 A Keras "epoch" in this toolkit is one logging interval of ``log_every`` training steps, so the
 per-epoch machinery of Keras (metric means, CSV rows, checkpoints) works at step granularity.
 """
 
-import csv
 import json
-import math
 import os
 import signal
-import tempfile
 import time
 
 import keras
 import numpy as np
 
 from data.errors import I2IError
+from train_scripts.plots import image_grid, loss_curves
+from train_scripts.run_folder import atomic_save_weights, atomic_write_text
 
 
 class StepInfo(keras.callbacks.Callback):
@@ -51,9 +50,9 @@ class TerminateOnNonFinite(keras.callbacks.TerminateOnNaN):
     a message naming the step and the last good checkpoint.
     """
 
-    def __init__(self, steps_per_epoch, backup):
+    def __init__(self, steps_per_epoch, checkpoint):
         super().__init__(raise_error=True)
-        self.steps_per_epoch, self.backup = steps_per_epoch, backup
+        self.steps_per_epoch, self.checkpoint = steps_per_epoch, checkpoint
         self._epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -63,8 +62,8 @@ class TerminateOnNonFinite(keras.callbacks.TerminateOnNaN):
         bad = {k: v for k, v in (logs or {}).items() if not np.all(np.isfinite(np.asarray(v, dtype=np.float64)))}
         if bad:
             step = self._epoch * self.steps_per_epoch + batch + 1
-            good = self.backup.saved_epoch() * self.steps_per_epoch
-            kept = (f"The last good checkpoint (step {good}) is kept in {self.backup.backup_dir}; the same command "
+            good = self.checkpoint.saved_epoch() * self.steps_per_epoch
+            kept = (f"The last good checkpoint (step {good}) is kept in {self.checkpoint.backup_dir}; the same command "
                     f"resumes from it" if good else "No checkpoint had been written yet")
             raise I2IError(
                 f"non-finite loss at step {step} ({', '.join(f'{k}={float(np.asarray(v))}' for k, v in bad.items())}); "
@@ -76,9 +75,9 @@ class TerminateOnNonFinite(keras.callbacks.TerminateOnNaN):
 class GracefulInterrupt(keras.callbacks.Callback):
     """First Ctrl-C: finish the current logging interval, save a checkpoint, stop. Second Ctrl-C: stop now."""
 
-    def __init__(self, backup, steps_per_epoch):
+    def __init__(self, checkpoint, steps_per_epoch):
         super().__init__()
-        self.backup, self.steps_per_epoch = backup, steps_per_epoch
+        self.checkpoint, self.steps_per_epoch = checkpoint, steps_per_epoch
         self.requested = False
         self._previous = None
 
@@ -97,8 +96,7 @@ class GracefulInterrupt(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.requested:
-            self.backup._current_epoch = epoch + 1
-            self.backup._save_model()
+            self.checkpoint.save(epoch + 1)
             self.model.stop_training = True
             print(f"checkpoint saved at step {(epoch + 1) * self.steps_per_epoch}. "
                   "Run the same command again to resume.", flush=True)
@@ -115,10 +113,9 @@ class TimeBudget(keras.callbacks.Callback):
     ``budget_s`` 0 means no budget. Used for equal-time comparisons of models on a CPU (compare.py).
     """
 
-    def __init__(self, budget_s, backup, weights_path, steps_per_epoch):
+    def __init__(self, budget_s, checkpoint):
         super().__init__()
-        self.budget_s, self.backup, self.weights_path = float(budget_s), backup, weights_path
-        self.steps_per_epoch = steps_per_epoch
+        self.budget_s, self.checkpoint = float(budget_s), checkpoint
         self.last_wall_time = 0.0
 
     def reached(self, wall_time_s):
@@ -126,59 +123,42 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.last_wall_time = (logs or {}).get("wall_time_s", 0.0)
-        if self.reached(self.last_wall_time) and epoch + 1 > self.backup.saved_epoch():
-            self.backup._current_epoch = epoch + 1
-            self.backup._save_model()
-            atomic_save_weights(self.model, self.weights_path)
+        if self.reached(self.last_wall_time) and epoch + 1 > self.checkpoint.saved_epoch():
+            self.checkpoint.save(epoch + 1)
+            atomic_save_weights(self.model, self.checkpoint.weights_path)
             self.model.stop_training = True
 
 
-class IntervalModelCheckpoint(keras.callbacks.Callback):
-    """The weights every ``every_epochs`` epochs and at the last epoch, like ``ModelCheckpoint(save_weights_only=True)``
-    but written atomically (:func:`atomic_save_weights`): a kill during the save leaves the previous file intact."""
+class RunCheckpoint(keras.callbacks.Callback):
+    """The resume state of a run: weights (every network and optimizer of the model), random-generator states and
+    the number of finished logging intervals, saved every ``save_every`` epochs and at the last one; then, if
+    ``weights_path`` is given, the latest weights there too (``model.weights.h5``, what evaluate.py loads).
 
-    def __init__(self, filepath, every_epochs, total_epochs):
-        super().__init__()
-        self.filepath, self.every, self.total = filepath, max(1, every_epochs), total_epochs
-
-    def on_train_begin(self, logs=None):
-        folder = os.path.dirname(os.path.abspath(self.filepath))
-        for name in os.listdir(folder) if os.path.isdir(folder) else []:
-            if name.startswith(".tmp-") and name.endswith(".weights.h5"):  # left by a save that was killed
-                os.remove(os.path.join(folder, name))
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every == 0 or epoch + 1 == self.total:
-            atomic_save_weights(self.model, self.filepath)
-
-
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """``BackupAndRestore`` whose saves are atomic and happen every ``save_every`` epochs.
-
-    Keras writes ``latest.weights.h5`` in place and the epoch counter afterwards, so a kill during a
-    save can leave a corrupt file or weights that do not match the counter. Here each save writes a
-    new ``ckpt-<epoch>.weights.h5`` (through a temporary file and ``os.replace``), then commits it by
-    replacing ``training_metadata.json`` - epoch, weights file name and random-generator states in one
-    atomic rename - and only then deletes the previous checkpoint. A kill at any point leaves either
-    the old checkpoint or the new one, complete. The last epoch is always saved.
+    Public Keras API only (``save_weights`` / ``load_weights`` and the callback hooks); ``fit(initial_epoch=
+    saved_epoch())`` resumes the epoch count. Each save writes a new ``ckpt-<epoch>.weights.h5`` (through a temporary
+    file and ``os.replace``), then commits it by replacing ``training_metadata.json`` - epoch, weights file name and
+    random-generator states in one atomic rename - and only then deletes the previous checkpoint. A kill at any
+    point leaves either the old checkpoint or the new one, complete.
     """
 
-    def __init__(self, backup_dir, save_every=1, total_epochs=None):
-        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False, double_checkpoint=False)
+    def __init__(self, backup_dir, save_every=1, total_epochs=None, weights_path=None):
+        super().__init__()
+        self.backup_dir, self.weights_path = backup_dir, weights_path
+        self.metadata_path = os.path.join(backup_dir, "training_metadata.json")
         self.save_every = max(1, int(save_every))
         self.total_epochs = total_epochs
 
     def _metadata(self):
         """The committed backup state (``{}`` when there is none)."""
         try:
-            with open(self._training_metadata_path) as f:
+            with open(self.metadata_path) as f:
                 meta = json.load(f)
             int(meta["epoch"])
             return meta
         except FileNotFoundError:
             return {}
         except (ValueError, KeyError, TypeError, OSError) as e:
-            raise I2IError(f"{self._training_metadata_path}: unreadable backup state ({type(e).__name__}: {e}). "
+            raise I2IError(f"{self.metadata_path}: unreadable backup state ({type(e).__name__}: {e}). "
                            f"{self._start_over}") from None
 
     @property
@@ -190,21 +170,21 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         return int(self._metadata().get("epoch", 0))
 
     def weights_file(self):
-        """The weights file of the committed backup (Keras's ``latest.weights.h5`` for older backups)."""
-        name = self._metadata().get("weights", os.path.basename(self._weights_path))
-        return os.path.join(self.backup_dir, name)
+        """The weights file of the committed backup (``latest.weights.h5`` for backups of Keras' BackupAndRestore)."""
+        return os.path.join(self.backup_dir, self._metadata().get("weights", "latest.weights.h5"))
 
     def _seed_states(self):
         """Random-generator states (dropout masks, sampling noise): Keras does not save them with the weights."""
         return [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
 
-    def _load_model(self):
+    def restore(self):
+        """Load the committed checkpoint into the model (nothing when there is none)."""
         meta = self._metadata()
         if not meta:
             return
         weights = self.weights_file()
         if not os.path.exists(weights):
-            raise I2IError(f"{weights}: missing, but {self._training_metadata_path} refers to it (step "
+            raise I2IError(f"{weights}: missing, but {self.metadata_path} refers to it (step "
                            f"{meta['epoch']} checkpoint). {self._start_over}")
         try:
             self.model.load_weights(weights)
@@ -215,25 +195,30 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if states is not None and len(states) == len(variables):
             for v, state in zip(variables, states):
                 v.assign(np.asarray(state, dtype=v.dtype))
-        self.model._initial_epoch = int(meta["epoch"])
+
+    def save(self, epoch):
+        """Commit a checkpoint of the model after ``epoch`` finished epochs."""
+        os.makedirs(self.backup_dir, exist_ok=True)
+        name = f"ckpt-{epoch:07d}.weights.h5"
+        atomic_save_weights(self.model, os.path.join(self.backup_dir, name))
+        seed_states = [np.asarray(v).tolist() for v in self._seed_states()]
+        atomic_write_text(self.metadata_path, json.dumps(
+            {"epoch": epoch, "batch": 0, "weights": name, "seed_states": seed_states}))
+        self._remove_unreferenced(keep_temporary=True)
 
     def on_train_begin(self, logs=None):
         self._remove_unreferenced(keep_temporary=False)  # temporary files of a save that was killed
-        self._load_model()
+        folder = os.path.dirname(os.path.abspath(self.weights_path)) if self.weights_path else None
+        for name in os.listdir(folder) if folder and os.path.isdir(folder) else []:
+            if name.startswith(".tmp-") and name.endswith(".weights.h5"):
+                os.remove(os.path.join(folder, name))
+        self.restore()
 
     def on_epoch_end(self, epoch, logs=None):
-        self._current_epoch = epoch + 1
-        if self._current_epoch % self.save_every == 0 or self._current_epoch == self.total_epochs:
-            self._save_model()
-
-    def _save_model(self):
-        os.makedirs(self.backup_dir, exist_ok=True)
-        name = f"ckpt-{self._current_epoch:07d}.weights.h5"
-        atomic_save_weights(self.model, os.path.join(self.backup_dir, name))
-        seed_states = [np.asarray(v).tolist() for v in self._seed_states()]
-        atomic_write_text(self._training_metadata_path, json.dumps(
-            {"epoch": self._current_epoch, "batch": 0, "weights": name, "seed_states": seed_states}))
-        self._remove_unreferenced(keep_temporary=True)
+        if (epoch + 1) % self.save_every == 0 or epoch + 1 == self.total_epochs:
+            self.save(epoch + 1)
+            if self.weights_path:
+                atomic_save_weights(self.model, self.weights_path)
 
     def _remove_unreferenced(self, keep_temporary):
         """Delete checkpoint files the committed metadata does not name (older ones, leftovers of a kill)."""
@@ -247,32 +232,6 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                     os.remove(os.path.join(self.backup_dir, name))
                 except OSError:
                     pass
-
-
-def atomic_save_weights(model, path):
-    """``model.save_weights(path)`` through a temporary file in the same folder and ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".weights.h5", prefix=".tmp-", dir=directory)
-    os.close(fd)
-    try:
-        model.save_weights(tmp, overwrite=True)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
 
 class SampleGrid(keras.callbacks.Callback):
     """Every ``every_epochs`` epochs, translate fixed label maps and save label | truth | output rows (study Fig. 4)."""
@@ -292,8 +251,6 @@ class SampleGrid(keras.callbacks.Callback):
 
 def save_sample_grid(path, labels, photos, outputs, title=None):
     """A labelled grid: one row per sample; columns label map, ground truth, output (images in [-1, 1])."""
-    from train_scripts.plots import image_grid
-
     image_grid(path, [labels, photos, outputs], ["label map", "ground truth", "output"], title=title)
 
 
@@ -312,45 +269,5 @@ class LossPlot(keras.callbacks.Callback):
         self._draw()
 
     def _draw(self):
-        from train_scripts.plots import loss_curves
-
         if os.path.exists(self.csv_path):
             loss_curves(self.csv_path, self.png_path)
-
-
-def read_log(csv_path):
-    """Rows of a CSVLogger file as dicts of floats (missing -> NaN)."""
-    if not os.path.exists(csv_path):
-        return []
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    out = []
-    for row in rows:
-        parsed = {}
-        for k, v in row.items():
-            try:
-                parsed[k] = float(v)
-            except (TypeError, ValueError):
-                parsed[k] = math.nan
-        out.append(parsed)
-    return out
-
-
-def truncate_log(csv_path, epochs_kept):
-    """Drop CSV rows of epochs at or after ``epochs_kept`` (written after the checkpoint a resume starts from)."""
-    if not os.path.exists(csv_path):
-        return
-    with open(csv_path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    header, body = rows[0], rows[1:]
-    epoch_col = header.index("epoch") if "epoch" in header else None
-    if epoch_col is None:
-        return
-    kept = [r for r in body if r and int(float(r[epoch_col])) < epochs_kept]
-    directory = os.path.dirname(os.path.abspath(csv_path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    with os.fdopen(fd, "w", newline="") as f:
-        csv.writer(f).writerows([header] + kept)
-    os.replace(tmp, csv_path)

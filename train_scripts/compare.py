@@ -18,9 +18,12 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from train_scripts.runner import REPO_ROOT  # noqa: E402
+from data.errors import I2IError  # noqa: E402
+from train_scripts.config import REPO_ROOT  # noqa: E402
 
 # comparison name -> (train script, flags that make the variant)
 MODELS = {
@@ -164,7 +167,7 @@ def loss_figure(path, names, run_dirs):
 
     import matplotlib.pyplot as plt
 
-    from train_scripts.callbacks import read_log
+    from train_scripts.run_folder import read_log
     from train_scripts.plots import loss_columns
 
     cols = min(3, len(names))
@@ -197,16 +200,11 @@ def write_report(path, args, names, run_dirs, rows, figures, command, started, w
     import base64
     import html
 
-    from train_scripts.runner import RunFolder, environment
+    from train_scripts.run_folder import RunFolder, environment
 
     def img(file):
         with open(file, "rb") as f:
             return f'<img src="data:image/png;base64,{base64.b64encode(f.read()).decode()}" style="max-width:100%">'
-
-    def cell(v):
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return html.escape("" if v is None else str(v))
 
     shown = ("psnr", "ssim", "fid", "kid_mean", "kid_std", "lpips", "backbone", "resolution", "n_images",
              "train_steps", "wall_time_s")
@@ -226,10 +224,9 @@ def write_report(path, args, names, run_dirs, rows, figures, command, started, w
     if args.preset == "budget" or args.budget_minutes:
         parts.append(f"<p>Every model trained for the same wall-clock budget of {args.budget_minutes:g} minutes "
                      "(training steps, periodic validation and sample grids included; scoring not).</p>")
-    parts.append("<h2>Metrics</h2><table><tr><th>model</th>" + "".join(f"<th>{k}</th>" for k in shown) + "</tr>")
-    for name in names:
-        parts.append(f"<tr><td>{name}</td>" + "".join(f"<td>{cell(rows[name].get(k))}</td>" for k in shown) + "</tr>")
-    parts.append("</table><p>PSNR, SSIM: higher is better; FID, KID, LPIPS: lower is better. FID/KID with the "
+    table = pd.DataFrame([rows[name] for name in names], index=names).reindex(columns=list(shown))
+    parts.append("<h2>Metrics</h2>" + table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="", border=0))
+    parts.append("<p>PSNR, SSIM: higher is better; FID, KID, LPIPS: lower is better. FID/KID with the "
                  "<code>alexnet</code> backbone are not on the scale of published (Inception) values.</p>")
     parts += ["<h2>Samples</h2>", img(figures["comparison"]), "<h2>Training losses</h2>", img(figures["losses"]),
               "<h2>Runs</h2>"]
@@ -247,7 +244,7 @@ def write_report(path, args, names, run_dirs, rows, figures, command, started, w
         parts.append("<details><summary>config</summary><pre>" + html.escape(json.dumps(saved, indent=1))
                      + "</pre></details>")
     parts.append("</body></html>")
-    from train_scripts.callbacks import atomic_write_text
+    from train_scripts.run_folder import atomic_write_text
 
     atomic_write_text(path, "\n".join(parts))
 
@@ -299,8 +296,6 @@ def default_runs_dir(args):
 
 
 def main(argv=None):
-    from data.errors import I2IError
-
     args = build_parser().parse_args(argv)
     command = shlex.join(["python", "train_scripts/compare.py", *(sys.argv[1:] if argv is None else argv)])
     started = datetime.datetime.now().isoformat(timespec="seconds")

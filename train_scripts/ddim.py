@@ -18,10 +18,10 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # +89% on the keras.io DDIM
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from train_scripts.runner import ModelSpec, main  # noqa: E402
+from train_scripts.config import PRESET_DEFAULTS, ModelSpec  # noqa: E402
+from train_scripts.runner import main  # noqa: E402
 
-COMMON = dict(jitter="study", expand=0, seed=0, val_split="val", eval_split="test", jit_compile=False,
-              steps_per_execution=1, network="study", block_depth=2, conditional=True, schedule="cosine-angle",
+COMMON = dict(PRESET_DEFAULTS, network="study", block_depth=2, conditional=True, schedule="cosine-angle",
               min_signal_rate=0.02, sampler="ddim", eta=0.0, guidance=0.0, condition_dropout=0.0, ema=0.999,
               beta_1=0.5, beta_2=0.999, sample_seed=0, kid_backbone="alexnet", prediction="noise",
               condition_every_level=False, loss_weighting="none", min_snr_gamma=5.0)
@@ -36,17 +36,10 @@ PRESETS = {
                   clip_denoised=False, log_every=1200, checkpoint_every=1200, sample_every=6000, val_images=0,
                   kid_every=1200, kid_images=0, kid_sampling_steps=10),
     # Synthetic facades at 64 px (the comparison's resolution), ~5 minutes on 2 idle CPU cores (1200 steps of
-    # ~0.2 s). Conditional, chosen by measurement (notes in models/diffusion/model.py's docstring) so that a
-    # short CPU run translates (val LPIPS 0.298 vs 0.388 for pix2pix's quick preset): the network predicts the
-    # photo x_0 (trained on its L2 error, equal weight at every noise level; the velocity loss weights the x_0
-    # error by SNR + 1, up to 500 at t = 0, so the nearly clean times dominated and the label -> layout
-    # mapping, learned at high noise, was not); the label map enters every level of the U-Net, not only its
-    # input; max signal rate 0.999 (the study's 0.95 leaves noise rate 0.31 at t = 0); x_0 estimates clipped
-    # to [-1, 1]; a narrow Table 4 U-Net (widths 16-128); batch 8; AdamW 1e-3 (keras.io's rate); EMA 0.995
-    # with warm-up (0.999 averages over ~1000 steps, most of a short run); 20 DDIM steps with eta = 1 (fresh
-    # noise at every step: on the real facades the same weights scored better PSNR, SSIM, FID and KID than with
-    # eta = 0 and an LPIPS within 0.003, FID 186 vs 196 after 8 minutes and 125 vs 135 after 20; a briefly
-    # trained network gives every deterministic sample nearly the same colours; results/README.md).
+    # ~0.2 s), conditional: the network predicts the photo x_0; the label map enters every level of the U-Net;
+    # max signal rate 0.999; x_0 estimates clipped to [-1, 1]; a narrow Table 4 U-Net (widths 16-128); batch 8;
+    # AdamW 1e-3 (keras.io's rate); EMA 0.995 with warm-up; 20 DDIM steps with eta = 1. Each choice was measured:
+    # results/README.md, "Design notes".
     "quick": dict(COMMON, data="synthetic", image_size=64, batch_size=8, steps=1200, widths=[16, 32, 64, 128],
                   max_signal_rate=0.999, prediction="image", condition_every_level=True, lr=1e-3, beta_1=0.9,
                   weight_decay=1e-4, ema=0.995, ema_warmup=True, sampling_steps=20, eta=1.0, clip_denoised=True,

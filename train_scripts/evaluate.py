@@ -15,9 +15,8 @@ guidance): the variant names it, and outputs and scores go to ``outputs_<split>_
 
 import argparse
 import contextlib
-import csv
-import io
 import json
+import math
 import os
 import re
 import sys
@@ -26,13 +25,17 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from train_scripts.runner import REPO_ROOT  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from data.errors import I2IError  # noqa: E402
+from train_scripts.config import COMMON_DEFAULTS, REPO_ROOT, parse_inference_settings  # noqa: E402
+from train_scripts.run_folder import atomic_write_text  # noqa: E402
 
 COLUMNS = ("model", "variant", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean", "kid_std",
            "lpips", "backbone", "train_steps", "wall_time_s", "commit",
            # beyond the issue's columns: what else identifies the row and how to read it
            "data", "kid_subset_size", "run_dir")
-KEY = ("model", "variant", "data", "split", "resolution", "backbone")
+KEY = ("model", "variant", "data", "split", "resolution", "backbone")  # a table without backbone column: ""
 # settings that change how a run is logged or executed, not what it learns: left out of the variant name
 BOOKKEEPING = {"data", "steps", "log_every", "checkpoint_every", "sample_every", "val_split", "val_images",
                "eval_split", "jit_compile", "steps_per_execution", "strategy", "fid_every", "fid_images", "fid_backbone"}
@@ -44,8 +47,6 @@ def variant_of(spec, preset, config):
 
     Steps and logging intervals are not part of it (``train_steps`` is a column of its own).
     """
-    from train_scripts.runner import COMMON_DEFAULTS
-
     base = {**COMMON_DEFAULTS, **spec.presets.get(preset, {})}
     changed = [f"{k}={config[k]}" for k in sorted(config) if k not in BOOKKEEPING and base.get(k) != config[k]]
     return " ".join([preset, *changed])
@@ -87,11 +88,11 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
     """
     import numpy as np
 
-    from data.errors import I2IError, LayoutError
+    from data.errors import LayoutError
     from data.sources import open_source
     from metrics.score import parse_metrics, score_pairs
     from metrics.weights import keras_cache_dir
-    from train_scripts.runner import load_trained, parse_inference_settings, translate_split
+    from train_scripts.inference import load_trained, translate_split  # TensorFlow: imported when scoring
 
     spec, config, model, run = load_trained(run_dir, inference)
     suffix = settings_suffix(parse_inference_settings(spec, inference))
@@ -132,23 +133,19 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
 # ------------------------------------------------------------------------------------------ results table
 
 def read_results(path):
-    """Rows of a results CSV (a list of dicts); a file that is not one raises I2IError and is left untouched."""
-    from data.errors import I2IError
-
+    """A results CSV as a table of strings (empty if there is no file); a file that is not one raises I2IError and
+    is left untouched."""
     if not os.path.exists(path):
-        return []
+        return pd.DataFrame(columns=list(COLUMNS), dtype=str)
     try:
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            fields = reader.fieldnames or []
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise I2IError(f"{path}: cannot read the results table ({e}); move it away or pass --results") from None
-    missing = [k for k in KEY if k not in fields]
+    missing = [k for k in KEY[:-1] if k not in table.columns]
     if missing:
         raise I2IError(f"{path}: not a results table of this toolkit (no column {', '.join(missing)}); "
                        "move it away or pass --results")
-    return rows
+    return table
 
 
 def update_results(path, row):
@@ -157,46 +154,30 @@ def update_results(path, row):
 
     Columns the file has beyond ours are kept. Written atomically: an interruption leaves the old table.
     """
-    from train_scripts.callbacks import atomic_write_text
-
-    rows = read_results(path)
-    key = tuple(_cell(row.get(k)) for k in KEY)
-    rows = [r for r in rows if tuple(r.get(k, "") for k in KEY) != key] + [{k: _cell(v) for k, v in row.items()}]
-    columns = list(COLUMNS) + sorted({k for r in rows for k in r} - set(COLUMNS))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    table = read_results(path)
+    table = table.assign(**{k: "" for k in KEY if k not in table})
+    new = pd.DataFrame([{k: _cell(v) for k, v in row.items()}])
+    same = (table[list(KEY)] == new.loc[0, list(KEY)]).all(axis=1)
+    table = pd.concat([table[~same], new], ignore_index=True).fillna("")
+    columns = list(COLUMNS) + sorted(set(table.columns) - set(COLUMNS))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    atomic_write_text(path, buffer.getvalue())
-    return rows
-
-
-def _number(value):
-    """A CSV cell back to a float where it is one (rows read from a file hold strings)."""
-    if isinstance(value, str):
-        try:
-            return float(value) if any(c in value for c in ".e") else value
-        except ValueError:
-            return value
-    return value
+    atomic_write_text(path, table.reindex(columns=columns, fill_value="").to_csv(index=False, lineterminator="\n"))
+    return table
 
 
 def _cell(value):
-    if value is None:
+    """A value as the table writes it: floats with 6 significant digits, a missing value (None, NaN) empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def format_results(rows):
-    """The results table as aligned text (the numeric columns a reader compares)."""
-    shown = ("model", "variant", "data", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean",
-             "kid_std", "lpips", "backbone", "train_steps", "wall_time_s")
-    table = [list(shown)] + [[_cell(_number(r.get(k))) for k in shown] for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(shown))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table)
+    """The results table (a table or a list of rows) as aligned text of the columns a reader compares."""
+    shown = ["model", "variant", "data", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean",
+             "kid_std", "lpips", "backbone", "train_steps", "wall_time_s"]
+    table = pd.DataFrame(rows).reindex(columns=shown).map(_cell)
+    return table.to_string(index=False, justify="left")
 
 
 # ------------------------------------------------------------------------------------------ command line
@@ -229,8 +210,6 @@ def build_parser():
 
 def main(argv=None):
     import logging
-
-    from data.errors import I2IError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     args = build_parser().parse_args(argv)

@@ -9,12 +9,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from data.pipeline import to_uint8  # noqa: E402
+from train_scripts.run_folder import read_log  # noqa: E402
+
 
 def _to_display(images):
     images = np.asarray(images)
-    if images.dtype == np.uint8:
-        return images
-    return np.clip((images.astype(np.float32) + 1.0) * 127.5, 0, 255).astype(np.uint8)
+    return images if images.dtype == np.uint8 else to_uint8(images)
 
 
 def image_grid(path, columns, titles, title=None, cell_inches=1.6):
@@ -81,8 +82,6 @@ def validation_only(rows):
 
 def loss_curves(csv_path, png_path):
     """One panel per loss term of a run's CSV log, saved as a PNG."""
-    from train_scripts.callbacks import read_log
-
     rows = read_log(csv_path)
     if not rows:
         return

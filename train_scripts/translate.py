@@ -170,8 +170,8 @@ def seeded_translate(spec, model, seed):
 
 
 def translate_batch(model, translate, batch, batch_size):
-    """Translate ``[(path, label, shape), ...]`` with ``runner.translate_split`` (evaluate.py's batching)."""
-    from train_scripts.runner import translate_split
+    """Translate ``[(path, label, shape), ...]`` with ``inference.translate_split`` (evaluate.py's batching)."""
+    from train_scripts.inference import translate_split
 
     labels = np.stack([label for _, label, _ in batch])
     pairs = PairArrays(labels, labels, [path for path, _, _ in batch])  # no photos: the labels stand in, unused
@@ -249,9 +249,9 @@ def check_arguments(args):
 
 
 def load_run(run_dir, settings, seed=None):
-    """``runner.load_trained`` (errors: not a run, missing or corrupt weights, refused settings) plus a warning
+    """``inference.load_trained`` (errors: not a run, missing or corrupt weights, refused settings) plus a warning
     for a run that has not finished training."""
-    from train_scripts.runner import load_trained
+    from train_scripts.inference import load_trained
 
     spec, config, model, run = load_trained(run_dir, settings, seed=seed)
     if not run.progress().get("finished"):

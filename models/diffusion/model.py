@@ -15,20 +15,8 @@ classifier-free guidance (Ho & Salimans 2022) can sample with eps = (1 + w) eps(
 
 ``prediction="velocity"`` makes the network predict v = s eps - n x_0 (Salimans & Ho 2022) instead of eps: its
 loss is eq. (8) weighted by 1 / s^2, and its x_0 estimates are not amplified by n / s (= 50 at the study's
-t = 1), which in short CPU runs turned the first sampling steps into noise. ``prediction="image"`` predicts x_0
-itself, trained on its squared error with the same weight at every noise level. Samplers still receive eps.
-
-Why the quick preset predicts x_0 and feeds the label map to every level (measured on synthetic facades, 32 px,
-widths 16-64, batch 8): the v error is the x_0 error times 1 / n^2 = SNR + 1, up to 500 at max signal rate 0.999,
-so velocity training is dominated by the nearly clean times, where the noisy image alone gives the answer. The
-layout of the photo (sky, building outline, floors) is decided at high noise, from the label map only; after
-3000 velocity steps the EMA network's x_0 estimate from pure noise (t = 1) was the mean photo, without the
-label's layout (L1 0.342 with its own label, 0.390 with a shuffled one, while the same U-Net trained 800 steps as
-a plain label -> photo regressor reached 0.319 and drew the layout), and samples were label-blind textures (L1
-0.395, own-vs-shuffled gain 0.047). EMA (raw vs EMA weights within 0.01) and the sampler (20 vs 50 steps) were not
-the cause. At 1500 steps: velocity 0.403 / gain 0.039; + label at every level 0.391 / 0.051; + min-SNR-5
-weighting 0.399 / 0.038 (it also down-weights the high-noise times); x_0 prediction + every level 0.366 / 0.072,
-samples with the label's sky and outline.
+t = 1). ``prediction="image"`` predicts x_0 itself, trained on its squared error with the same weight at every
+noise level. Samplers still receive eps. Why the quick preset predicts x_0: results/README.md, "Design notes".
 
 ``translate(labels)`` samples photos for a batch of label maps with the EMA weights, the configured sampler
 (DDIM with ``eta``, or DDPM ancestral), step count and guidance, from a fixed seed: the same labels give the
@@ -43,13 +31,13 @@ import tensorflow as tf
 
 from losses import l1_loss, l2_loss, noise_loss
 from models.diffusion import get_network
+from models.diffusion.predictions import (LOSS_WEIGHTINGS, PREDICTIONS, noise_from_prediction, prediction_target,
+                                         snr_loss_weight)
 from models.diffusion.samplers import ddim_sample, ddpm_sample
 from models.diffusion.schedules import DiffusionConfigError, add_noise, get_schedule, images_from_noise
-from models.training import build_optimizers, minimize
+from models.training import LossTracking, build_optimizers, minimize
 
 SAMPLERS = ("ddim", "ddpm")
-PREDICTIONS = ("noise", "velocity", "image")
-LOSS_WEIGHTINGS = ("none", "min-snr", "clipped-snr")
 STUDY_WIDTHS = (64, 128, 256, 256)  # Table 4: D64 D128 D256 D256 (input C32 = widths[0] / 2, R512 = 2 * widths[-1])
 
 
@@ -78,7 +66,7 @@ def build_network(name, image_size, widths, block_depth=2, condition_channels=0,
     return get_network(name)  # raises the error naming the choices
 
 
-class DiffusionModel(keras.Model):
+class DiffusionModel(LossTracking, keras.Model):
     """DDIM (study Tables 4-6) with EMA weights for sampling, optionally conditioned on the label map.
 
     Args:
@@ -97,7 +85,7 @@ class DiffusionModel(keras.Model):
             ``clip_denoised`` every x_0 estimate is clipped to [-1, 1].
         prediction: ``noise`` (eps, eq. 8, the study), ``velocity`` (v, trained on the v error) or ``image`` (x_0).
         loss_weighting, min_snr_gamma: ``none``, ``min-snr`` or ``clipped-snr`` (per-time weights, see
-            ``loss_weights``).
+            ``models.diffusion.predictions.snr_loss_weight``).
         sample_seed: seed of the sampler's initial noise (and of its stochastic steps).
         seed: seed of the training randomness (noise, times, condition dropout).
     """
@@ -131,7 +119,7 @@ class DiffusionModel(keras.Model):
         names = ("noise_loss", "image_loss") + (("velocity_loss",) if prediction == "velocity" else ())
         if self.trained_loss_name not in names:
             names += (self.trained_loss_name,)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.track_losses(names)
         self._samplers = {}
         self.built = True  # the networks are built functional models
 
@@ -173,10 +161,6 @@ class DiffusionModel(keras.Model):
                                        "(--condition-dropout p > 0): without it the unconditional prediction "
                                        "it extrapolates from is never learned")
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
     def compile(self, optimizer, **kwargs):
         super().compile(optimizer=None, **kwargs)  # the network's optimizer is our own attribute
         (self.network_optimizer,) = build_optimizers([(optimizer, self.network.trainable_variables)])
@@ -198,64 +182,44 @@ class DiffusionModel(keras.Model):
         return [noisy_images, noise_variances, labels] if self.conditional else [noisy_images, noise_variances]
 
     def _loss_terms(self, labels, photos, network, seed, training):
-        """Noise loss (eq. 8) and image loss (L1 of the eq. 11 estimate) at random times and noises."""
+        """The losses at random times and noises (DDPM Algorithm 1): the noise loss of eq. 8, the image loss (L1 of
+        the eq. 11 estimate), and the error of what the network predicts, weighted over time if so configured."""
         noises = keras.random.normal(tf.shape(photos), seed=seed)
         times = self.schedule.sample_training_times((tf.shape(photos)[0], 1, 1, 1), seed=seed)
         signal_rates, noise_rates = self.schedule.signal_and_noise_rates(times)
-        noisy_images = add_noise(photos, noises, signal_rates, noise_rates)
+        noisy_images = add_noise(photos, noises, signal_rates, noise_rates)  # eq. 9
         if self.conditional and training:
             labels = self.drop_conditions(labels, seed)
         outputs = network(self._network_inputs(noisy_images, tf.square(noise_rates), labels), training=training)
-        predicted_noises = self._noises_from_outputs(outputs, noisy_images, noise_rates)
-        predicted_images = images_from_noise(noisy_images, predicted_noises, signal_rates, noise_rates)
-        losses = {"noise_loss": noise_loss(noises, predicted_noises), "image_loss": l1_loss(photos, predicted_images)}
+        predicted_noises = noise_from_prediction(self.prediction, outputs, noisy_images, noise_rates)
+        predicted_images = images_from_noise(noisy_images, predicted_noises, signal_rates, noise_rates)  # eq. 11
+        losses = {"noise_loss": noise_loss(noises, predicted_noises),  # eq. 8
+                  "image_loss": l1_loss(photos, predicted_images)}
+        target = prediction_target(self.prediction, noises, photos, signal_rates, noise_rates)
         if self.prediction == "velocity":
-            losses["velocity_loss"] = l2_loss(signal_rates * noises - noise_rates * photos, outputs)
+            losses["velocity_loss"] = l2_loss(target, outputs)
         if self.trained_loss_name == "weighted_loss":
-            targets = {"noise": noises, "velocity": signal_rates * noises - noise_rates * photos, "image": photos}
-            errors = tf.reduce_mean(tf.square(targets[self.prediction] - outputs), axis=[1, 2, 3])
-            losses["weighted_loss"] = tf.reduce_mean(self.loss_weights(signal_rates, noise_rates)[:, 0, 0, 0] * errors)
+            errors = tf.reduce_mean(tf.square(target - outputs), axis=[1, 2, 3])
+            weights = snr_loss_weight(self.loss_weighting, self.prediction, signal_rates, noise_rates,
+                                      self.min_snr_gamma)
+            losses["weighted_loss"] = tf.reduce_mean(weights[:, 0, 0, 0] * errors)
         return losses
 
-    def loss_weights(self, signal_rates, noise_rates):
-        """Per-image weights of the trained error, given as a weight w on the x_0 error and converted to the error
-        the network predicts (w / SNR on the eps error, w / (SNR + 1) on the v error; SNR = s^2 / n^2).
-        ``min-snr`` (Hang et al. 2023): w = min(SNR, gamma); it stops the nearly clean times (SNR up to 500 at
-        signal rate 0.999) from dominating, and also down-weights the high-noise times, where the layout is decided.
-        ``clipped-snr``: w = clip(SNR, 1, gamma), the x_0 error's weight 1 at high noise (SNR < 1) kept and the
-        low-noise times, where texture is decided, weighted up to gamma (the eps loss weights them by SNR).
-        ``none``: 1 (the unweighted error of what the network predicts)."""
-        if self.loss_weighting == "none":
-            return tf.ones_like(signal_rates)
-        snr = tf.square(signal_rates) / tf.square(noise_rates)
-        clipped = tf.minimum(snr, self.min_snr_gamma)
-        if self.loss_weighting == "clipped-snr":
-            clipped = tf.maximum(clipped, 1.0)
-        return {"noise": clipped / snr, "velocity": clipped / (snr + 1.0), "image": clipped}[self.prediction]
-
-    def _noises_from_outputs(self, outputs, noisy_images, noise_rates):
-        """The noise the network's output implies: itself; from a velocity v = s eps - n x_0: eps = n x_t + s v;
-        from an image x_0: eps = (x_t - s x_0) / n (eq. 10)."""
-        if self.prediction == "noise":
-            return outputs
-        signal_rates = tf.sqrt(tf.maximum(1.0 - tf.square(noise_rates), 0.0))
-        if self.prediction == "image":
-            return (noisy_images - signal_rates * outputs) / noise_rates
-        return noise_rates * noisy_images + signal_rates * outputs
-
     def train_step(self, data):
+        """DDPM Algorithm 1: noise the photos at random times (eq. 9) and step on the network's error, by default the
+        noise loss of eq. 8, || eps - eps_theta(x_t, t, label) ||^2; then update the EMA weights."""
         labels, photos = data
         with tf.GradientTape() as tape:
             losses = self._loss_terms(labels, photos, self.network, self.seed_generator, training=True)
         loss = losses[self.trained_loss_name]
         minimize(tape, self.network_optimizer, loss, self.network.trainable_variables)
         self.update_ema()
-        return self._track(losses)
+        return self.track(losses)
 
     def test_step(self, data):
         """The same losses for the EMA network (the one that samples), on reproducible noise."""
         labels, photos = data
-        return self._track(self._loss_terms(labels, photos, self.ema_network, self.validation_seed_generator,
+        return self.track(self._loss_terms(labels, photos, self.ema_network, self.validation_seed_generator,
                                             training=False))
 
     def evaluate(self, *args, **kwargs):
@@ -277,10 +241,6 @@ class DiffusionModel(keras.Model):
         for weight, ema_weight in zip(self.network.weights, self.ema_network.weights):
             ema_weight.assign(decay * ema_weight + (1.0 - decay) * weight)
 
-    def _track(self, losses):
-        for name, value in losses.items():
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
 
     # ------------------------------------------------------------------------------------------ sampling
     def translate(self, labels, steps=None, eta=None, guidance=None, sampler=None, seed=None):
@@ -304,7 +264,7 @@ class DiffusionModel(keras.Model):
         """``predict_noise(x, v)`` for the samplers: the EMA network, conditioned and guided as configured."""
         def network_noise(noisy_images, noise_variances, conditions):
             outputs = self.ema_network(self._network_inputs(noisy_images, noise_variances, conditions), training=False)
-            return self._noises_from_outputs(outputs, noisy_images, tf.sqrt(noise_variances))
+            return noise_from_prediction(self.prediction, outputs, noisy_images, tf.sqrt(noise_variances))
 
         def predict_noise(noisy_images, noise_variances):
             if not (self.conditional and guidance):

@@ -1,0 +1,178 @@
+"""A run's configuration: the :class:`ModelSpec` a train script declares, the command line, presets and overrides.
+The config is the preset overridden by the user's flags; it is printed, saved with the run and compared on resume.
+"""
+
+import argparse
+import importlib
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from data.errors import I2IError
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+COMMON_KEYS = {
+    "data": "synthetic | facades | PATH (pix2pix A|B, two-folder or Kaggle layout)",
+    "image_size": "training resolution (256 = paper, 128, 64)",
+    "jitter": "resize before the random crop: study (300 at 256 px) | pix2pix (286) | none",
+    "expand": "fixed augmentation factor (study: 6 -> 2400 pairs); 0 = fresh augmentation every step",
+    "batch_size": "images per step",
+    "steps": "training iterations",
+    "seed": "random seed (weights, data order, augmentation)",
+    "log_every": "steps per logged row / Keras epoch",
+    "checkpoint_every": "steps between checkpoints (multiple of log_every)",
+    "sample_every": "steps between sample grids (multiple of log_every)",
+    "val_split": "split for validation losses and sample grids",
+    "val_images": "validation images used for the per-interval losses (0 = all)",
+    "eval_split": "split scored after training (falls back to val when absent)",
+    "jit_compile": "XLA-compile the train step",
+    "steps_per_execution": "train steps per tf.function call",
+    "mixed_precision": "Keras dtype policy: none (float32) | mixed_float16 (with loss scaling) | mixed_bfloat16",
+    "budget_minutes": "wall-clock training budget: stop at the first logging interval past it and count the run "
+                      "as finished (0 = train all --steps; compare.py gives every model the same budget; a "
+                      "larger value on a finished run continues it)",
+}
+
+# Common keys added after the first presets were written: their values when a preset (or the config.json of an
+# older run) does not name them.
+COMMON_DEFAULTS = {"mixed_precision": "none", "budget_minutes": 0.0}
+
+PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+# The values every train script's presets start from (each script adds its model's own).
+PRESET_DEFAULTS = dict(jitter="study", expand=0, seed=0, val_split="val", eval_split="test", jit_compile=False,
+                       steps_per_execution=1)
+
+
+@dataclass
+class ModelSpec:
+    """What a train script tells the glue about its model."""
+
+    name: str
+    description: str
+    presets: dict  # preset name -> complete config (plain data)
+    build: Callable  # config -> compiled keras.Model with .translate(labels)
+    arguments: dict = field(default_factory=dict)  # config key -> (type, help[, choices]) of model-specific flags
+    paired: bool = True  # False: photos drawn independently of label maps (CycleGAN)
+    # (config, model, val_pairs, run) -> extra Keras callbacks, run before the CSV logger so values they
+    # add to ``logs`` at the end of an interval (e.g. a validation KID) become columns of log.csv
+    callbacks: Callable | None = None
+    # config keys that only change how a trained model translates (sampler, steps, test-time noise), not what it
+    # learns: ``evaluate.py --set KEY=VALUE`` may change them when scoring a finished run
+    inference: tuple = ()
+
+
+def build_parser(spec):
+    p = argparse.ArgumentParser(prog=f"python train_scripts/{spec.name}.py", description=spec.description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--preset", default="quick", choices=sorted(spec.presets), help="starting configuration")
+    p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<model>-<preset>[-<overrides>])")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--strategy", default="default", choices=STRATEGIES,
+                   help="tf.distribute strategy: default (one device) | mirrored (all local GPUs, else all logical "
+                        "CPUs) | multiworker (MultiWorkerMirroredStrategy; one worker only until Keras 3's fit "
+                        "supports more); --batch-size is the global batch, split over the replicas")
+    types = {"image_size": int, "expand": int, "batch_size": int, "steps": int, "seed": int, "log_every": int,
+             "checkpoint_every": int, "sample_every": int, "val_images": int, "steps_per_execution": int,
+             "budget_minutes": float}
+    for key, helptext in COMMON_KEYS.items():
+        if key == "jit_compile":
+            p.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None, help=helptext)
+            continue
+        if key == "mixed_precision":
+            p.add_argument("--mixed-precision", dest=key, default=None, choices=PRECISIONS, help=helptext)
+            continue
+        p.add_argument("--" + key.replace("_", "-"), dest=key, type=types.get(key, str), default=None, help=helptext)
+    for key, (typ, helptext, *choices) in spec.arguments.items():
+        flag = "--" + key.replace("_", "-")
+        if typ is bool:
+            p.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=helptext)
+        else:
+            p.add_argument(flag, dest=key, type=typ, default=None, help=helptext, choices=choices[0] if choices else None)
+    return p
+
+
+def resolve_config(spec, args):
+    """The preset's config with the user's flags applied, plus the list of overridden keys."""
+    config = {**COMMON_DEFAULTS, **spec.presets[args.preset]}
+    overrides = {}
+    for key in list(COMMON_KEYS) + list(spec.arguments):
+        value = getattr(args, key, None)
+        if value is not None and value != config.get(key):
+            overrides[key] = value
+    config.update(overrides)
+    check_config(config)
+    return config, overrides
+
+
+def check_config(config):
+
+    for key in ("checkpoint_every", "sample_every"):
+        if config[key] % config["log_every"]:
+            raise I2IError(f"--{key.replace('_', '-')} {config[key]} must be a multiple of --log-every {config['log_every']}")
+    if config["steps"] % config["log_every"]:
+        raise I2IError(f"--steps {config['steps']} must be a multiple of --log-every {config['log_every']}")
+    if config["image_size"] not in (16, 32, 64, 128, 256, 512):
+        raise I2IError(f"--image-size {config['image_size']}: use 256 (paper), 128 or 64")
+    if config["mixed_precision"] not in PRECISIONS:
+        raise I2IError(f"mixed_precision {config['mixed_precision']!r}: use one of {', '.join(PRECISIONS)}")
+
+
+def default_run_dir(spec, preset, overrides):
+    parts = [f"{spec.name}-{preset}"]
+    for key in sorted(overrides):
+        value = str(overrides[key])
+        if key == "data":
+            value = os.path.basename(os.path.normpath(value)) or "data"
+        parts.append(f"{key}={re.sub(r'[^A-Za-z0-9.]+', '_', value)}")
+    return os.path.join("runs", "-".join(parts))
+
+
+def print_config(spec, preset, config, overrides):
+    print(f"{spec.name} - preset '{preset}'" + (f", overridden: {', '.join(sorted(overrides))}" if overrides else ""))
+    width = max(len(k) for k in config)
+    for key in sorted(config):
+        mark = "*" if key in overrides else " "
+        print(f"  {mark} {key:<{width}} = {config[key]}")
+
+
+def spec_for(model_name):
+    """The ModelSpec of a model name (imports ``train_scripts.<name>``)."""
+    try:
+        module = importlib.import_module(f"train_scripts.{model_name}")
+    except ModuleNotFoundError:
+        raise I2IError(f"unknown model '{model_name}'") from None
+    return module.SPEC
+
+
+def parse_inference_settings(spec, settings):
+    """``["eta=1.0", "sampling_steps=50"]`` -> ``{"eta": 1.0, "sampling_steps": 50}``, typed and checked against
+    the model's inference keys (``ModelSpec.inference``) and their choices."""
+    allowed = ", ".join(spec.inference) or "none"
+    parsed = {}
+    for item in settings or ():
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in spec.inference:
+            raise I2IError(f"--set {item}: a {spec.name} run can change only these test-time settings: {allowed} "
+                           "(as KEY=VALUE); anything else would need retraining")
+        typ, _, *choices = spec.arguments[key]
+        try:
+            if typ is bool:
+                if text.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                value = text.strip().lower() in ("true", "1", "yes")
+            else:
+                value = typ(text)
+        except ValueError:
+            kind = {bool: "true or false", int: "an integer", float: "a number"}.get(typ, typ.__name__)
+            raise I2IError(f"--set {item}: {key} must be {kind}, not {text!r}") from None
+        if choices and value not in choices[0]:
+            raise I2IError(f"--set {item}: choose {key} from {', '.join(map(str, choices[0]))}")
+        parsed[key] = value
+    return parsed
