@@ -1,0 +1,378 @@
+"""demo.py's server (no browser): page and assets, translations equal to the run's own model, diffusion settings and
+seeds, bad uploads and requests, unloadable runs, concurrent requests, the command line."""
+
+import base64
+import concurrent.futures
+import http.client
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import types
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import tiny_args
+from data.pipeline import to_model_range, to_uint8
+from data.sources import read_pair, resize
+from data.layouts import find_pairs
+from data.synthetic import PALETTE, make_pairs
+from train_scripts import cvae, ddim, demo, pix2pix
+from train_scripts.inference import load_trained
+from train_scripts.runner import main as train_main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIZES = {"pix2pix": 32, "ddim": 32, "cvae": 16}  # the canvas is the largest: 32
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_facades):
+    """Tiny trained runs (pix2pix and ddim at 32 px, cvae at 16 px) and two run folders that cannot be loaded."""
+    root = tmp_path_factory.mktemp("demo_runs")
+    for name, spec in (("pix2pix", pix2pix.SPEC), ("ddim", ddim.SPEC), ("cvae", cvae.SPEC)):
+        args = tiny_args(name, tiny_facades, image_size=SIZES[name])
+        assert train_main(spec, [*args, "--out", str(root / "compare" / name)]) == 0
+    bad = root / "bad"
+    (bad / "missing-weights").mkdir(parents=True)
+    shutil.copy(root / "compare" / "pix2pix" / "config.json", bad / "missing-weights" / "config.json")
+    (bad / "no-such-model").mkdir()
+    (bad / "no-such-model" / "config.json").write_text(json.dumps({"model": "nosuchmodel", "config": {}}))
+    return types.SimpleNamespace(root=root, compare=root / "compare", bad=bad, data=tiny_facades)
+
+
+@pytest.fixture(scope="module")
+def server(runs):
+    """The demo app on a free 127.0.0.1 port, serving from a thread of this process."""
+    run_dirs, problems = demo.resolve_runs([str(runs.compare), str(runs.bad / "missing-weights"),
+                                            str(runs.bad / "no-such-model")], "unused")
+    assert not problems
+    models, failures = demo.load_models(run_dirs)
+    app = demo.DemoApp(models, failures, max_body_bytes=4 * 2 ** 20)
+    httpd = demo.make_server(app, 0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    port = httpd.server_address[1]
+    yield types.SimpleNamespace(app=app, port=port, url=f"http://127.0.0.1:{port}")
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def references(runs):
+    """``reference(name, label, **translate_kwargs)``: what a freshly loaded run's ``model.translate`` gives for
+    ``label`` (uint8, canvas size) resized to the run's resolution as the data loaders resize."""
+    loaded = {}
+
+    def reference(name, label, **kwargs):
+        if name not in loaded or name == "cvae":  # the CVAE's z comes from its seed generator: load it afresh
+            loaded[name] = load_trained(runs.compare / name)[2]
+        model = loaded[name]
+        return to_uint8(model.translate(to_model_range(resize(label, SIZES[name])[None]), **kwargs))[0]
+
+    return reference
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+def request(server, method, path, body=None, raw=None, headers=None):
+    """(status, parsed JSON or bytes, headers) of one request."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    conn.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
+    response = conn.getresponse()
+    payload = response.read()
+    conn.close()
+    if response.getheader("Content-Type", "").startswith("application/json"):
+        payload = json.loads(payload)
+    return response.status, payload, response
+
+
+def png_url(image, mode=None, fmt="PNG"):
+    buffer = io.BytesIO()
+    (Image.fromarray(image, mode) if isinstance(image, np.ndarray) else image).save(buffer, format=fmt)
+    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def decode(url):
+    assert url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def labels(n=3, size=32):
+    """Synthetic label maps (val indices) at the canvas size: in the palette, distinct."""
+    return make_pairs(n, size=size, seed=0, start=400)[0]
+
+
+def translate(server, label, models=None, settings=None, expect=200):
+    status, payload, _ = request(server, "POST", "/api/translate",
+                                 {"label": png_url(label), "models": models, "settings": settings or {}})
+    assert status == expect, payload
+    return payload if expect != 200 else {o["model"]: o for o in payload["outputs"]}
+
+
+# ------------------------------------------------------------------------------------------ the page
+
+def test_page_assets_and_model_list(server, runs):
+    status, html, response = request(server, "GET", "/")
+    assert status == 200 and response.getheader("Content-Type").startswith("text/html")
+    html = html.decode()
+    assert '<canvas id="canvas"' in html and 'src="/demo.js"' in html and 'href="/demo.css"' in html
+    csp = response.getheader("Content-Security-Policy")
+    assert "default-src 'self'" in csp and "connect-src 'self'" in csp  # the browser may fetch from nowhere else
+    for path, kind in (("/demo.js", "text/javascript"), ("/demo.css", "text/css")):
+        status, body, response = request(server, "GET", path)
+        assert status == 200 and response.getheader("Content-Type").startswith(kind) and len(body) > 1000
+    for name in os.listdir(demo.PAGE_DIR):  # offline: no URL of any other host in the page's files
+        with open(os.path.join(demo.PAGE_DIR, name)) as f:
+            assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", f.read(), re.I), name
+    status, info, _ = request(server, "GET", "/api/models")
+    assert status == 200
+    assert info["canvas_size"] == 32
+    assert [(p["name"], tuple(p["color"])) for p in info["palette"]] == list(PALETTE.items())
+    assert {m["name"]: (m["model"], m["resolution"], m["diffusion"]) for m in info["models"]} == {
+        "pix2pix": ("pix2pix", 32, False), "ddim": ("ddim", 32, True), "cvae": ("cvae", 16, False)}
+    assert [m["name"] for m in info["models"]] == ["cvae", "ddim", "pix2pix"]  # compare.py's model order, then by name
+    ddim_info = next(m for m in info["models"] if m["name"] == "ddim")
+    assert ddim_info["defaults"]["sampling_steps"] == 2 and ddim_info["samplers"] == ["ddim", "ddpm"]
+    assert ddim_info["guidance_allowed"] is False
+    assert next(m for m in info["models"] if m["name"] == "cvae")["seeded"] is True
+    assert next(m for m in info["models"] if m["name"] == "pix2pix")["seeded"] is False
+    status, missing, _ = request(server, "GET", "/nope.html")
+    assert status == 404 and "no such page" in missing["error"]
+
+
+def test_unloadable_runs_are_reported_and_the_others_served(server, runs):
+    _, info, _ = request(server, "GET", "/api/models")
+    failed = {os.path.basename(f["run_dir"]): f["error"] for f in info["failed"]}
+    assert set(failed) == {"missing-weights", "no-such-model"}
+    assert "model.weights.h5: missing" in failed["missing-weights"]
+    assert "unknown model 'nosuchmodel'" in failed["no-such-model"]
+    payload = translate(server, labels(1)[0], ["missing-weights"], expect=404)
+    assert "failed to load" in payload["error"] and "model.weights.h5: missing" in payload["error"]
+    assert len(translate(server, labels(1)[0])) == 3
+
+
+def test_examples_come_from_the_runs_data_folder_or_the_synthetic_generator(server, runs):
+    status, example, _ = request(server, "GET", "/api/example?index=5")  # 4 val pairs: index 5 is the second
+    assert status == 200 and example["index"] == 1
+    expected = resize(read_pair(find_pairs(runs.data, "val")[1])[0], 32)
+    np.testing.assert_array_equal(decode(example["image"]), expected)
+    status, bad, _ = request(server, "GET", "/api/example?index=x")
+    assert status == 400 and "integer" in bad["error"]
+    synthetic = demo.Examples([types.SimpleNamespace(config={"data": "synthetic"})], 24)
+    label, name = synthetic.get(3)
+    np.testing.assert_array_equal(label, make_pairs(1, size=24, seed=0, start=403)[0][0])
+    assert "synthetic" in name
+
+
+# ------------------------------------------------------------------------------------------ translations
+
+def test_every_model_gives_what_its_run_gives(server, references):
+    label = labels(1)[0]
+    outputs = translate(server, label)
+    assert sorted(outputs) == ["cvae", "ddim", "pix2pix"]
+    for name, output in outputs.items():
+        image = decode(output["image"])
+        assert image.shape == (SIZES[name], SIZES[name], 3) and output["resolution"] == SIZES[name]
+        assert output["ms"] > 0
+        np.testing.assert_array_equal(image, references(name, label), err_msg=name)
+    again = translate(server, label)  # the CVAE's noise restarts from its seed: the same label, the same output
+    for name in outputs:
+        np.testing.assert_array_equal(decode(again[name]["image"]), decode(outputs[name]["image"]), err_msg=name)
+    other = translate(server, labels(2)[1], ["pix2pix"])
+    assert list(other) == ["pix2pix"]
+    assert (decode(other["pix2pix"]["image"]) != decode(outputs["pix2pix"]["image"])).any()
+
+
+def test_diffusion_settings_and_seed(server, references):
+    label = labels(1)[0]
+
+    def ddim_output(**settings):
+        output = translate(server, label, ["ddim"], {"ddim": settings})["ddim"]
+        return decode(output["image"]), output["settings"]
+
+    first, used = ddim_output(seed=1)
+    assert used == {"sampler": "ddim", "sampling_steps": 2, "eta": 1.0, "guidance": 0.0, "seed": 1}
+    np.testing.assert_array_equal(ddim_output(seed=1)[0], first)  # same seed, same photo
+    np.testing.assert_array_equal(first, references("ddim", label, seed=1))
+    assert (ddim_output(seed=2)[0] != first).any()  # "sample again"
+    steps3, used = ddim_output(seed=1, sampling_steps=3)
+    assert used["sampling_steps"] == 3 and (steps3 != first).any()
+    eta0, used = ddim_output(seed=1, eta=0.0, sampler="ddim")
+    assert used["eta"] == 0.0 and (eta0 != first).any()
+    np.testing.assert_array_equal(eta0, references("ddim", label, seed=1, eta=0.0))
+    # the CVAE's noise can be reseeded too; pix2pix takes no seed
+    cvae_5 = decode(translate(server, label, ["cvae"], {"cvae": {"seed": 5}})["cvae"]["image"])
+    np.testing.assert_array_equal(decode(translate(server, label, ["cvae"], {"cvae": {"seed": 5}})["cvae"]["image"]),
+                                  cvae_5)
+    assert (decode(translate(server, label, ["cvae"], {"cvae": {"seed": 6}})["cvae"]["image"]) != cvae_5).any()
+    refusals = [({"ddim": {"sampling_steps": 0}}, "sampling_steps must be between 1 and"),
+                ({"ddim": {"sampling_steps": "many"}}, "sampling_steps must be an integer"),
+                ({"ddim": {"sampler": "euler"}}, "choose sampler from ddim, ddpm"),
+                ({"ddim": {"guidance": 2.0}}, "guidance needs a run trained with condition dropout"),
+                ({"ddim": {"eta": -1}}, "eta and guidance must be >= 0"),
+                ({"ddim": {"seed": -3}}, "seed must be between 0"),
+                ({"ddim": {"temperature": 1}}, "unknown setting(s) temperature"),
+                ({"pix2pix": {"seed": 1}}, "pix2pix: unknown setting(s) seed"),
+                ({"nope": {}}, "settings for unknown model(s) 'nope'")]
+    for settings, message in refusals:
+        payload = translate(server, label, None, settings, expect=404 if "nope" in settings else 400)
+        assert message in payload["error"], (settings, payload)
+
+
+def test_ten_requests_at_once(server, references):
+    maps = labels(3)
+    expected = {i: {n: references(n, maps[i]) for n in SIZES} for i in range(3)}
+
+    def one(i):
+        return i % 3, translate(server, maps[i % 3])
+
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(one, range(10)))
+    assert len(results) == 10
+    for i, outputs in results:
+        assert sorted(outputs) == sorted(SIZES)
+        for name, output in outputs.items():
+            np.testing.assert_array_equal(decode(output["image"]), expected[i][name], err_msg=f"{name} of map {i}")
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+def test_uploads_are_checked_and_converted(server, caplog):
+    label = labels(1, size=48)[0]
+    status, ok, _ = request(server, "POST", "/api/label", {"image": png_url(label)})
+    assert status == 200 and "resized from 48x48 to 32x32" in ok["notes"]
+    np.testing.assert_array_equal(decode(ok["image"]), resize(label, 32))
+    gray = label[..., 1]
+    status, ok, _ = request(server, "POST", "/api/label", {"image": png_url(gray, "L")})
+    assert status == 200 and "grayscale image converted to RGB" in ok["notes"]
+    np.testing.assert_array_equal(decode(ok["image"]), resize(np.repeat(gray[..., None], 3, -1), 32))
+    rgba = np.dstack([label, np.full(label.shape[:2], 99, np.uint8)])
+    status, ok, _ = request(server, "POST", "/api/label", {"image": png_url(rgba, "RGBA")})
+    assert status == 200 and "alpha channel dropped" in ok["notes"]
+    np.testing.assert_array_equal(decode(ok["image"]), resize(label, 32))
+
+    huge = Image.new("1", (4200, 4100))  # 17 million pixels in a few kB of PNG
+    two_channels = Image.fromarray(np.dstack([gray, gray]), "LA")
+    cmyk = Image.fromarray(label).convert("CMYK")
+    bad = [({"image": "data:image/png;base64," + base64.b64encode(b"this is no image").decode()}, 415,
+            "upload: not an image"),
+           ({"image": png_url(huge)}, 413, "upload: 4200x4100 = 17,220,000 pixels is over the limit of 16,777,216"),
+           ({"image": png_url(two_channels)}, 415, "upload: a 2-channel image (LA: L, A) cannot be a label map"),
+           ({"image": png_url(cmyk, fmt="JPEG")}, 415, "upload: a 4-channel image (CMYK"),
+           ({"image": "data:image/png;base64,@@@"}, 400, "upload: not valid base64"),
+           ({"image": 12}, 400, "upload: expected a PNG/JPEG data URL"),
+           ({}, 400, "upload: expected a PNG/JPEG data URL")]
+    caplog.set_level("INFO", logger="i2i.demo")
+    for body, code, message in bad:
+        status, payload, _ = request(server, "POST", "/api/label", body)
+        assert (status, payload["status"]) == (code, code) and message in payload["error"], payload
+    assert "refused POST /api/label (HTTP 415): upload: a 2-channel image" in caplog.text  # the server log
+    # the same checks for the label map of a translation
+    status, payload, _ = request(server, "POST", "/api/translate", {"label": png_url(two_channels)})
+    assert status == 415 and "label: a 2-channel image" in payload["error"]
+    status, _, _ = request(server, "GET", "/api/models")
+    assert status == 200  # still serving
+
+
+def test_malformed_requests(server, caplog):
+    label = png_url(labels(1)[0])
+    cases = [(b"{not json", 400, "malformed JSON body"),
+             (b"[1, 2]", 400, "the JSON body must be an object, got list"),
+             (json.dumps({"label": label, "models": ["nope"]}).encode(), 404,
+              "unknown model 'nope': the models are: cvae, ddim, pix2pix"),
+             (json.dumps({"label": label, "models": "pix2pix"}).encode(), 400, "models must be a list"),
+             (json.dumps({"label": label, "models": []}).encode(), 400, "no model selected"),
+             (json.dumps({"label": label, "settings": [1]}).encode(), 400, "settings must be an object")]
+    caplog.set_level("INFO", logger="i2i.demo")
+    for raw, code, message in cases:
+        status, payload, _ = request(server, "POST", "/api/translate", raw=raw)
+        assert status == code and message in payload["error"], payload
+    assert "refused POST /api/translate (HTTP 400): malformed JSON body" in caplog.text
+    status, payload, _ = request(server, "POST", "/api/everything", {})
+    assert status == 404 and "no such API" in payload["error"]
+
+    # a body over the limit is refused from its Content-Length, without being read
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+        s.sendall(b"POST /api/translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 1000000000\r\n\r\n{")
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413")
+    assert "request body of 1,000,000,000 bytes is over the limit of 4,194,304 bytes" in json.loads(body)["error"]
+    # and it keeps serving
+    assert len(translate(server, labels(1)[0], ["pix2pix"])) == 1
+
+
+# ------------------------------------------------------------------------------------------ finding runs, CLI
+
+def test_default_runs_are_the_finished_ones_newest_first(tmp_path):
+    def run(path, finished, age):
+        path.mkdir(parents=True)
+        (path / "config.json").write_text("{}")
+        (path / "model.weights.h5").write_bytes(b"")
+        if finished is not None:
+            (path / "progress.json").write_text(json.dumps({"finished": finished}))
+        os.utime(path / "model.weights.h5", (time.time() - age, time.time() - age))
+        (path / "samples").mkdir()
+        return str(path)
+
+    old = run(tmp_path / "a-old", True, 300)
+    new = run(tmp_path / "compare-x" / "pix2pix-bce", True, 10)
+    mid = run(tmp_path / "compare-x" / "cvae", True, 100)
+    run(tmp_path / "unfinished", False, 0)
+    run(tmp_path / "never-started", None, 0)
+    assert demo.finished_runs(str(tmp_path)) == [new, mid, old]
+    assert demo.resolve_runs([], str(tmp_path)) == ([new, mid, old], [])
+    assert demo.resolve_runs([str(tmp_path / "compare-x"), old], "x") == ([mid, new, old], [])  # compare order
+    runs_, problems = demo.resolve_runs([str(tmp_path / "nothing"), str(tmp_path / "a-old" / "samples")], "x")
+    assert runs_ == [] and [p for _, p in problems] == [
+        "no such folder", "not a run folder (no config.json) and no run folders in it"]
+    assert demo.display_names(["/r/c1/pix2pix", "/r/c2/pix2pix", "/r/c2/ddim"]) == ["pix2pix", "c2/pix2pix", "ddim"]
+
+
+def test_command_line_serves_on_localhost_and_reports_bad_runs(runs, tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "train_scripts/demo.py", str(runs.compare / "pix2pix"),
+                             str(runs.bad / "missing-weights"), str(tmp_path / "nothing"), "--port", "0"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=open(tmp_path / "stderr", "w"), text=True,
+                            env=env)
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"serving 1 model\(s\) \(pix2pix; 2 not loaded\) at http://127\.0\.0\.1:(\d+)/", line)
+        assert match, (line, (tmp_path / "stderr").read_text())
+        port = int(match.group(1))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/models", timeout=60) as r:
+            info = json.load(r)
+        assert [m["name"] for m in info["models"]] == ["pix2pix"] and len(info["failed"]) == 2
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # this machine's address on another interface
+            try:
+                s.connect(("10.255.255.255", 1))
+                other = s.getsockname()[0]
+            except OSError:
+                other = None
+        if other and not other.startswith("127."):
+            with pytest.raises(OSError):
+                socket.create_connection((other, port), timeout=5).close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    log = (tmp_path / "stderr").read_text()
+    assert "cannot load" in log and "model.weights.h5: missing" in log and "nothing: no such folder" in log
+    assert "Traceback" not in log
+    done = subprocess.run([sys.executable, "train_scripts/demo.py", "--port", "70000"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "error: --port must be between 0 and 65535" in done.stderr
