@@ -144,7 +144,7 @@ def read_results(path):
             fields = reader.fieldnames or []
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise I2IError(f"{path}: cannot read the results table ({e}); move it away or pass --results") from None
-    missing = [k for k in KEY if k not in fields]
+    missing = [k for k in KEY[:-1] if k not in fields]  # tables from before the backbone was part of the key
     if missing:
         raise I2IError(f"{path}: not a results table of this toolkit (no column {', '.join(missing)}); "
                        "move it away or pass --results")
