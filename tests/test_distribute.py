@@ -1,16 +1,12 @@
-"""``--strategy`` and ``--mixed-precision`` work for every train script (issue 7).
+"""``--strategy`` and ``--mixed-precision`` work for every train script (issues 7 and 20).
 
-Distribution: on CPU, two logical devices stand in for two GPUs (they must be configured before TensorFlow
-initialises, hence a subprocess per script). The same tiny run - global batch 4, three steps, one step per
-logged row - is trained on one device (``--strategy default``) and on two replicas (``--strategy mirrored``,
-two images each); the logged losses of every step must agree. Step 1 checks that the losses are means over
-the global batch, steps 2-3 that the gradients were combined as one device computes them (summed over
-replicas, each scaled by 1/replicas in ``models.training.minimize``).
-
-Randomness inside a train step (dropout masks, noise, diffusion times) cannot match sample by sample: each
-replica draws its own numbers for its share of the batch. For this comparison only, both runs draw one
-sample's worth of numbers and use it for every sample of the batch, which makes the two runs see the same
-numbers whatever the split; initial weights are drawn normally.
+Distribution: the same tiny run - global batch 4, three steps, one step per logged row - is trained on one device
+(``--strategy default``), on two replicas of one process (``--strategy mirrored``; on CPU, two logical devices stand
+in for two GPUs, configured before TensorFlow initialises, hence a subprocess) and on two worker processes
+(``launch.py --workers 2``, ``--strategy multiworker``, two images each). The logged losses of every step must agree;
+the two workers must end with the one-device weights. Step 1 checks that the losses are means over the global batch,
+steps 2-3 that the gradients were combined as one device computes them (summed over replicas, each scaled by
+1/replicas in ``models.training.minimize``). Randomness inside a step is made batch-invariant (tests/batch_invariant.py).
 """
 
 import csv
@@ -19,6 +15,7 @@ import os
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pytest
 from conftest import tiny_args, train_script_names
@@ -27,6 +24,12 @@ from conftest import tiny_args, train_script_names
 # by ~1e-6; Adam's first steps amplify that for gradients near zero. A model with batch-dependent layers (batch
 # norm: each replica normalises over its own 2 images) needs a looser, stated tolerance.
 RTOL = {"default": 2e-3}
+# Weights and optimizer moments after three Adam steps, on the same scale as the losses' tolerance: float32 sums in
+# another order, amplified by Adam's normalisation where a gradient is near zero (measured: 1e-5 to 1e-3 relative).
+WEIGHTS_RTOL, WEIGHTS_ATOL = 2e-3, 1e-4
+# State kept per replica by design, not compared: CycleGAN's image pools (each replica keeps a history of its own
+# share of the fakes; while the pools fill, as in these three steps, they return the current fakes on every replica).
+PER_REPLICA_STATE = ("image_pool",)
 
 CHILD = r"""
 import os, sys
@@ -35,49 +38,13 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from keras.src.backend.tensorflow import random as backend_random
+sys.path.insert(0, "tests")
+from batch_invariant import patch_spec
 from train_scripts import config as cfg
 from train_scripts import runner
 
-ORIGINAL = {name: getattr(backend_random, name) for name in ("normal", "uniform", "truncated_normal", "randint")}
-ORIGINAL_DROPOUT = backend_random.dropout
-
-
-def one_sample_for_all(draw):
-    def patched(shape, *args, **kwargs):
-        shape = tf.convert_to_tensor(shape, tf.int32) if hasattr(shape, "dtype") else tuple(shape)
-        if len(shape.shape if hasattr(shape, "dtype") else shape) == 0:
-            return draw(shape, *args, **kwargs)
-        one = draw(tf.concat([[1], shape[1:]], 0) if hasattr(shape, "dtype") else (1, *shape[1:]), *args, **kwargs)
-        return tf.broadcast_to(one, shape)
-    return patched
-
-
-def dropout(inputs, rate, noise_shape=None, seed=None):
-    keep = ORIGINAL_DROPOUT(tf.ones_like(inputs[:1]), rate, None if noise_shape is None else (1, *noise_shape[1:]),
-                            seed)
-    return inputs * keep
-
-
-def batch_invariant(on):
-    for name, draw in ORIGINAL.items():
-        setattr(backend_random, name, one_sample_for_all(draw) if on else draw)
-    backend_random.dropout = dropout if on else ORIGINAL_DROPOUT
-
-
 script, out, *args = sys.argv[1:]
-spec = cfg.spec_for(script)
-build = spec.build
-
-
-def build_then_patch(config):
-    batch_invariant(False)  # initial weights as usual
-    model = build(config)
-    batch_invariant(True)
-    return model
-
-
-spec.build = build_then_patch
+spec = patch_spec(cfg.spec_for(script))
 for strategy in ("default", "mirrored"):  # in one process: the second run builds its model afresh, same seed
     code = runner.main(spec, [*args, "--strategy", strategy, "--out", os.path.join(out, strategy)])
     if code:
@@ -92,23 +59,55 @@ def _losses(out):
             and not k.startswith("val_")}
 
 
+def read_weights(path):
+    """Every array of a Keras ``.weights.h5`` file, by its path in the file."""
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
 @pytest.mark.parametrize("script", train_script_names())
-def test_two_replicas_match_one_device(tmp_path, tiny_facades, repo_dir, script):
+def test_two_replicas_and_two_workers_match_one_device(tmp_path, tiny_facades, repo_dir, script):
     args = tiny_args(script, tiny_facades, steps=3, batch_size=4) + ["--checkpoint-every", "3"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    workers = subprocess.Popen([sys.executable, "train_scripts/launch.py", "--workers", "2", "--log-dir",
+                                str(tmp_path / "logs"), "--", "tests/batch_invariant.py", script, *args, "--out",
+                                str(tmp_path / "multiworker")], cwd=repo_dir, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
     done = subprocess.run([sys.executable, "-c", CHILD, script, str(tmp_path), *args], cwd=repo_dir,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True, text=True, timeout=600)
+                          env=env, capture_output=True, text=True, timeout=600)
+    output = workers.communicate(timeout=600)[0]
     assert done.returncode == 0, done.stderr[-3000:]
-    runs = {strategy: tmp_path / strategy for strategy in ("default", "mirrored")}
-    with open(runs["mirrored"] / "sessions.jsonl") as f:
-        session = json.loads(f.readline())
-    assert (session["strategy"], session["replicas"], session["batch_per_replica"]) == ("mirrored", 2, 2)
-    one, two = _losses(runs["default"]), _losses(runs["mirrored"])
-    assert one.keys() == two.keys() and all(len(v) == 3 and np.all(np.isfinite(v)) for v in one.values())
+    assert workers.returncode == 0, output[-3000:]
+    runs = {strategy: tmp_path / strategy for strategy in ("default", "mirrored", "multiworker")}
+    for strategy, replicas in (("mirrored", 2), ("multiworker", 2)):
+        with open(runs[strategy] / "sessions.jsonl") as f:
+            session = json.loads(f.readline())
+        assert (session["strategy"], session["replicas"], session["batch_per_replica"]) == (strategy, replicas, 2)
+    assert session["workers"] == 2 and all(a.startswith("127.0.0.1:") for a in session["cluster"])
+    one = _losses(runs["default"])
+    assert all(len(v) == 3 and np.all(np.isfinite(v)) for v in one.values())
     rtol = RTOL.get(script, RTOL["default"])
-    worst = max(float(np.max(np.abs(two[k] - one[k]) / np.maximum(np.abs(one[k]), 1.0))) for k in one)
-    print(f"{script}: largest difference between 1 and 2 replicas over steps 1-3: {worst:.2e} (tolerance {rtol})")
-    for name in one:
-        np.testing.assert_allclose(two[name], one[name], rtol=rtol, atol=rtol, err_msg=f"{script}: {name}")
+    for strategy in ("mirrored", "multiworker"):
+        two = _losses(runs[strategy])
+        assert one.keys() == two.keys()
+        worst = max(float(np.max(np.abs(two[k] - one[k]) / np.maximum(np.abs(one[k]), 1.0))) for k in one)
+        print(f"{script}: largest difference between 1 device and {strategy} over steps 1-3: {worst:.2e} "
+              f"(tolerance {rtol})")
+        for name in one:
+            np.testing.assert_allclose(two[name], one[name], rtol=rtol, atol=rtol, err_msg=f"{script} {strategy}: {name}")
+    ref, multi = (read_weights(runs[s] / "model.weights.h5") for s in ("default", "multiworker"))
+    assert ref.keys() == multi.keys()
+    ref = {k: v for k, v in ref.items() if not any(part in k for part in PER_REPLICA_STATE)}
+    excess = sorted(((float(np.max(np.abs(multi[k] - ref[k]) - WEIGHTS_RTOL * np.abs(ref[k]))), k) for k in ref),
+                    reverse=True)
+    print(f"{script}: weights of 2 workers vs 1 device after 3 steps, largest |difference| - rtol * |value|: "
+          f"{excess[:3]}")
+    assert excess[0][0] <= WEIGHTS_ATOL, f"{script}: weights of 2 workers differ from 1 device's: {excess[:5]}"
+    assert not list((tmp_path / "multiworker" / "backup").glob("*tmp*"))
+    assert not list((tmp_path / "tmp").iterdir()), "the other worker's temporary checkpoint folder was not removed"
 
 
 # ------------------------------------------------------------------------------------- mixed precision

@@ -141,12 +141,19 @@ class RunCheckpoint(keras.callbacks.Callback):
     point leaves either the old checkpoint or the new one, complete.
     """
 
-    def __init__(self, backup_dir, save_every=1, total_epochs=None, weights_path=None):
+    def __init__(self, backup_dir, save_every=1, total_epochs=None, weights_path=None, restore_dir=None):
         super().__init__()
         self.backup_dir, self.weights_path = backup_dir, weights_path
-        self.metadata_path = os.path.join(backup_dir, "training_metadata.json")
+        self.restore_dir = restore_dir  # a non-chief worker (loop.py): resumes from the chief's backup, saves its own
         self.save_every = max(1, int(save_every))
         self.total_epochs = total_epochs
+
+    @property
+    def metadata_path(self):
+        """The committed state: this backup's, or the chief's (``restore_dir``) until this worker saved its own."""
+        own = os.path.join(self.backup_dir, "training_metadata.json")
+        return own if self.restore_dir is None or os.path.exists(own) else os.path.join(self.restore_dir,
+                                                                                       "training_metadata.json")
 
     def _metadata(self):
         """The committed backup state (``{}`` when there is none)."""
@@ -171,7 +178,7 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def weights_file(self):
         """The weights file of the committed backup (``latest.weights.h5`` for backups of Keras' BackupAndRestore)."""
-        return os.path.join(self.backup_dir, self._metadata().get("weights", "latest.weights.h5"))
+        return os.path.join(os.path.dirname(self.metadata_path), self._metadata().get("weights", "latest.weights.h5"))
 
     def _seed_states(self):
         """Random-generator states (dropout masks, sampling noise): Keras does not save them with the weights."""
@@ -202,7 +209,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         name = f"ckpt-{epoch:07d}.weights.h5"
         atomic_save_weights(self.model, os.path.join(self.backup_dir, name))
         seed_states = [np.asarray(v).tolist() for v in self._seed_states()]
-        atomic_write_text(self.metadata_path, json.dumps(
+        atomic_write_text(os.path.join(self.backup_dir, "training_metadata.json"), json.dumps(
             {"epoch": epoch, "batch": 0, "weights": name, "seed_states": seed_states}))
         self._remove_unreferenced(keep_temporary=True)
 

@@ -75,8 +75,10 @@ def build_parser(spec):
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--strategy", default="default", choices=STRATEGIES,
                    help="tf.distribute strategy: default (one device) | mirrored (all local GPUs, else all logical "
-                        "CPUs) | multiworker (MultiWorkerMirroredStrategy; one worker only until Keras 3's fit "
-                        "supports more); --batch-size is the global batch, split over the replicas")
+                        "CPUs) | multiworker (MultiWorkerMirroredStrategy over the workers of TF_CONFIG; see "
+                        "launch.py); --batch-size is the global batch, split over the replicas")
+    p.add_argument("--cluster-timeout", type=float, default=300.0,
+                   help="multiworker: seconds to wait for every worker of TF_CONFIG before giving up (0: no limit)")
     types = {"image_size": int, "expand": int, "batch_size": int, "steps": int, "seed": int, "log_every": int,
              "checkpoint_every": int, "sample_every": int, "val_images": int, "steps_per_execution": int,
              "budget_minutes": float}

@@ -6,7 +6,7 @@ import contextlib
 import keras
 import tensorflow as tf
 
-from data.errors import I2IError
+from train_scripts.cluster import join_cluster, read_tf_config
 from train_scripts.config import COMMON_DEFAULTS, STRATEGIES
 
 @contextlib.contextmanager
@@ -27,8 +27,10 @@ def build_model(spec, config, strategy=None):
         return spec.build(config)
 
 
-def make_strategy(name):
-    """The ``tf.distribute`` strategy of ``--strategy``; ``mirrored`` uses all GPUs, else all logical CPUs."""
+def make_strategy(name, cluster=None, cluster_timeout_s=300.0):
+    """The ``tf.distribute`` strategy of ``--strategy``; ``mirrored`` uses all GPUs, else all logical CPUs;
+    ``multiworker`` joins the workers of ``cluster`` (``cluster.read_tf_config()``), failing after ``cluster_timeout_s``
+    seconds if some do not answer."""
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -36,16 +38,7 @@ def make_strategy(name):
             return tf.distribute.MirroredStrategy()
         return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
     if name == "multiworker":
+        cluster = cluster or read_tf_config()
+        join_cluster(cluster, cluster_timeout_s)
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
-
-
-def check_multiworker(strategy):
-    """Refuse a cluster of several workers: Keras 3's ``fit`` fails under it (keras-team/keras#20585)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
-    workers = sum(len(cluster.get(job, [])) for job in ("chief", "worker"))
-    if workers > 1:
-        raise I2IError(f"--strategy multiworker: TF_CONFIG describes {workers} workers, but Keras 3's fit() cannot "
-                       "train across several workers yet (keras-team/keras#20585, tensorflow/tensorflow#72388); "
-                       "use --strategy mirrored for the devices of one machine")

@@ -5,9 +5,13 @@ the callbacks - apart from the loop that drives them (:func:`fit`, ``model.fit``
 outside ``fit()``) can drive every model with the same callbacks.
 """
 
+import contextlib
 import datetime
+import functools
 import logging
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -19,8 +23,9 @@ from data.errors import I2IError, LayoutError
 from data.pipeline import eval_dataset, to_model_range, training_dataset
 from data.sources import open_source
 from train_scripts import callbacks as cb
+from train_scripts.cluster import read_tf_config
 from train_scripts.config import build_parser, default_run_dir, print_config, resolve_config
-from train_scripts.devices import build_model, check_multiworker, make_strategy, precision_policy
+from train_scripts.devices import build_model, make_strategy, precision_policy
 from train_scripts.inference import load_trained, quick_scores
 from train_scripts.run_folder import RunFolder, atomic_save_weights, environment, read_log, truncate_log
 
@@ -39,9 +44,13 @@ def load_data(config):
     return source, train_pairs, val_pairs
 
 
-def train(spec, config, run, verbose=1, strategy=None, strategy_name="default"):
-    """Train (or resume) the run under ``strategy`` (default: one device); returns ``(model, source)``."""
+def train(spec, config, run, verbose=1, strategy=None, strategy_name="default", cluster=None):
+    """Train (or resume) the run under ``strategy`` (default: one device); returns ``(model, source)``.
+
+    With a ``cluster`` (``--strategy multiworker``) every worker trains in :func:`train_scripts.loop.train_loop`;
+    only the chief writes ``run``, the other workers checkpoint into a temporary folder that is removed after."""
     strategy = strategy or tf.distribute.get_strategy()
+    chief = cluster is None or cluster.is_chief
     replicas = strategy.num_replicas_in_sync
     if config["batch_size"] % replicas:
         raise I2IError(f"--batch-size {config['batch_size']} is the global batch and must split evenly over the "
@@ -51,14 +60,33 @@ def train(spec, config, run, verbose=1, strategy=None, strategy_name="default"):
     print(f"data: {len(train_pairs)} training pairs, {len(val_pairs)} validation pairs "
           f"({config['data']}, {config['image_size']} px)")
     if replicas > 1:
-        print(f"strategy: {strategy_name}, {replicas} replicas, {config['batch_size'] // replicas} images per replica "
-              f"and step")
-    with precision_policy(config):  # kept while training: train steps are traced under it
+        workers = f" on {cluster.size} workers" if cluster else ""
+        print(f"strategy: {strategy_name}, {replicas} replicas{workers}, {config['batch_size'] // replicas} images "
+              "per replica and step")
+    with precision_policy(config), worker_scratch(chief) as scratch:  # train steps are traced under the policy
         model = build_model(spec, config, strategy)
-        run.check_free_space(model)
-        session = prepare_training(spec, config, run, model, train_pairs, val_pairs, replicas)
-        fit(session, config, run, verbose, strategy_name, replicas)
+        if chief:
+            run.check_free_space(model)
+        session = prepare_training(spec, config, run, model, train_pairs, val_pairs, replicas, scratch)
+        drive = None
+        if cluster is not None:
+            from train_scripts.loop import train_loop
+            drive = functools.partial(train_loop, strategy, config=config, verbose=verbose, chief=chief)
+        fit(session, config, run, verbose, strategy_name, replicas, drive, chief, cluster)
     return model, source
+
+
+@contextlib.contextmanager
+def worker_scratch(chief):
+    """``None`` for the chief; a temporary folder for another worker's checkpoints, removed afterwards."""
+    if chief:
+        yield None
+        return
+    folder = tempfile.mkdtemp(prefix="i2i-worker-")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass
@@ -71,41 +99,56 @@ class TrainingSession:
     checkpoint: cb.RunCheckpoint
     budget: cb.TimeBudget
     callbacks: list
+    val_batch: int  # images per validation batch (every batch full: it divides the validation images)
     start_epoch: int  # logging intervals already done (resume)
     epochs: int  # logging intervals of the whole run
 
 
-def prepare_training(spec, config, run, model, train_pairs, val_pairs, replicas=1):
+def prepare_training(spec, config, run, model, train_pairs, val_pairs, replicas=1, scratch=None):
     """Datasets from the resume point on, the resume state and every callback of a run (one Keras epoch = one
-    logging interval of ``log_every`` steps)."""
+    logging interval of ``log_every`` steps). With ``scratch`` (a worker other than the chief) nothing is written to
+    ``run``: checkpoints go to ``scratch``, and only the callbacks that keep the workers in step are made."""
     log_every = config["log_every"]
     epochs = config["steps"] // log_every
     ckpt_epochs = config["checkpoint_every"] // log_every
-    checkpoint = cb.RunCheckpoint(run.file("backup"), save_every=ckpt_epochs, total_epochs=epochs,
-                                  weights_path=run.file("model.weights.h5"))
+    if scratch is None:
+        checkpoint = cb.RunCheckpoint(run.file("backup"), save_every=ckpt_epochs, total_epochs=epochs,
+                                      weights_path=run.file("model.weights.h5"))
+    else:
+        checkpoint = cb.RunCheckpoint(f"{scratch}/backup", save_every=ckpt_epochs, total_epochs=epochs,
+                                      weights_path=f"{scratch}/model.weights.h5", restore_dir=run.file("backup"))
     start_epoch = checkpoint.saved_epoch()
     csv_path = run.file("log.csv")
-    if start_epoch:
-        print(f"resuming {run.path} from its checkpoint at step {start_epoch * log_every} of {config['steps']}")
-    truncate_log(csv_path, start_epoch)
-    previous = read_log(csv_path)
+    if scratch is None:
+        if start_epoch:
+            print(f"resuming {run.path} from its checkpoint at step {start_epoch * log_every} of {config['steps']}")
+        truncate_log(csv_path, start_epoch)
+    previous = read_log(csv_path)[:start_epoch]
     wall_offset = previous[-1].get("wall_time_s", 0.0) if previous else 0.0
 
     train_ds = training_dataset(train_pairs.labels, train_pairs.photos, config["image_size"], config["batch_size"],
                                 config["steps"], config["seed"], start_step=start_epoch * log_every,
                                 expand=config["expand"], augment=config["jitter"] != "none", paired=spec.paired)
     n_val = config["val_images"] or len(val_pairs)
-    if replicas > 1 and n_val % config["batch_size"] and n_val > config["batch_size"]:
-        # a short last batch would be split unevenly (or not at all) over the replicas, whose means then differ
-        n_val -= n_val % config["batch_size"]
-        print(f"note: validating on {n_val} images, a multiple of the global batch")
-    val_ds = eval_dataset(val_pairs.labels[:n_val], val_pairs.photos[:n_val], config["batch_size"])
+    val_batch = min(config["batch_size"], n_val)
+    if replicas > 1:  # a short batch would be split unevenly (or not at all) over the replicas, whose means then differ
+        even = val_batch - val_batch % replicas
+        if not even:
+            raise I2IError(f"{n_val} validation image(s) cannot be split over {replicas} replicas: raise --val-images")
+        if even != val_batch or n_val % even:
+            val_batch, n_val = even, n_val - n_val % even
+            print(f"note: validating on {n_val} images, in batches of {val_batch} split evenly over the replicas")
+    val_ds = eval_dataset(val_pairs.labels[:n_val], val_pairs.photos[:n_val], val_batch)
     k = min(4, len(val_pairs))
     sample_labels, sample_photos = (to_model_range(x[:k]).numpy() for x in (val_pairs.labels, val_pairs.photos))
     budget = cb.TimeBudget(60.0 * config.get("budget_minutes", 0.0), checkpoint)
     budget.last_wall_time = wall_offset
     if budget.reached(wall_offset):
         start_epoch = epochs  # the budget ran out before the run was marked finished: nothing left to train
+    if scratch is not None:
+        callbacks = [cb.StepInfo(log_every, wall_time_offset=wall_offset), cb.TerminateOnNonFinite(log_every, checkpoint),
+                     cb.GracefulInterrupt(checkpoint, log_every), budget, checkpoint]
+        return TrainingSession(model, train_ds, val_ds, checkpoint, budget, callbacks, val_batch, start_epoch, epochs)
     callbacks = [
         cb.StepInfo(log_every, wall_time_offset=wall_offset, val_keys=["val_" + m.name for m in model.metrics]),
         *(spec.callbacks(config, model, val_pairs, run) if spec.callbacks else []),
@@ -121,20 +164,25 @@ def prepare_training(spec, config, run, model, train_pairs, val_pairs, replicas=
                       every_epochs=config["sample_every"] // log_every, steps_per_epoch=log_every),
         cb.LossPlot(csv_path, run.file("losses.png"), every_epochs=ckpt_epochs),
     ]
-    return TrainingSession(model, train_ds, val_ds, checkpoint, budget, callbacks, start_epoch, epochs)
+    return TrainingSession(model, train_ds, val_ds, checkpoint, budget, callbacks, val_batch, start_epoch, epochs)
 
 
-def fit(session, config, run, verbose=1, strategy_name="default", replicas=1):
-    """Drive ``session`` with ``model.fit`` from its resume point; record the session; mark the run finished."""
+def fit(session, config, run, verbose=1, strategy_name="default", replicas=1, drive=None, chief=True, cluster=None):
+    """Drive ``session`` from its resume point with ``model.fit`` (or ``drive(session)``); record the
+    session and mark the run finished (the chief only)."""
     log_every, epochs, checkpoint = config["log_every"], session.epochs, session.checkpoint
-    run.append_session({"started": datetime.datetime.now().isoformat(timespec="seconds"),
-                        "command": " ".join(sys.argv), "start_step": session.start_epoch * log_every,
-                        "status": "running", "strategy": strategy_name, "replicas": replicas,
-                        "batch_per_replica": config["batch_size"] // replicas, **environment()})
+    if chief:
+        workers = {"workers": cluster.size, "cluster": cluster.addresses} if cluster else {}
+        run.append_session({"started": datetime.datetime.now().isoformat(timespec="seconds"),
+                            "command": " ".join(sys.argv), "start_step": session.start_epoch * log_every,
+                            "status": "running", "strategy": strategy_name, "replicas": replicas,
+                            "batch_per_replica": config["batch_size"] // replicas, **workers, **environment()})
     t0 = time.perf_counter()
     status = "interrupted"
     try:
-        if session.start_epoch < epochs:
+        if session.start_epoch < epochs and drive is not None:
+            drive(session)
+        elif session.start_epoch < epochs:
             session.model.fit(session.train_ds, epochs=epochs, steps_per_epoch=log_every,
                               initial_epoch=session.start_epoch, callbacks=session.callbacks,
                               validation_data=session.val_ds, validation_freq=config["checkpoint_every"] // log_every,
@@ -149,10 +197,13 @@ def fit(session, config, run, verbose=1, strategy_name="default", replicas=1):
         status = f"failed: {type(e).__name__}"
         raise
     finally:
-        run.update_last_session(end_step=checkpoint.saved_epoch() * log_every, status=status,
-                                wall_time_s=round(time.perf_counter() - t0, 1))
+        if chief:
+            run.update_last_session(end_step=checkpoint.saved_epoch() * log_every, status=status,
+                                    wall_time_s=round(time.perf_counter() - t0, 1))
     if status != "finished":
         raise KeyboardInterrupt
+    if not chief:
+        return
     steps_done = checkpoint.saved_epoch() * log_every
     run.set_progress(finished=True, steps=steps_done, **({"budget_reached": True} if steps_done < config["steps"] else {}))
     if steps_done < config["steps"]:
@@ -169,20 +220,28 @@ def main(spec, argv=None):
         if args.print_config:
             return 0
         out = args.out or default_run_dir(spec, args.preset, overrides)
-        strategy = make_strategy(args.strategy) if args.strategy != "default" else None  # before any other TF op
-        if args.strategy == "multiworker":
-            check_multiworker(strategy)
+        cluster = read_tf_config() if args.strategy == "multiworker" else None
+        # before any other TensorFlow op
+        strategy = make_strategy(args.strategy, cluster, args.cluster_timeout) if args.strategy != "default" else None
         run = RunFolder(out)
-        run.open(spec.name, args.preset, config)  # checks that an existing run folder is writable
-        print(f"run folder: {run.path}")
+        chief = cluster is None or cluster.is_chief  # only the chief checks and writes the run folder
+        if chief:
+            run.open(spec.name, args.preset, config)  # checks that an existing run folder is writable
+            print(f"run folder: {run.path}")
         if run.progress().get("finished"):
-            print(f"this run already finished its {config['steps']} steps; scoring it again")
-            _, _, model, run = load_trained(run.path)
-            quick_scores(model, open_source(config["data"]), config, run)
-            return 0
-        model, source = train(spec, config, run, verbose=args.verbose, strategy=strategy, strategy_name=args.strategy)
-        quick_scores(model, source, config, run)
-        print(f"done: {run.path}")
+            if chief:
+                print(f"this run already finished its {config['steps']} steps; scoring it again")
+                _, _, model, run = load_trained(run.path)
+                quick_scores(model, open_source(config["data"]), config, run)
+        else:
+            model, source = train(spec, config, run, verbose=args.verbose if chief else 0, strategy=strategy,
+                                  strategy_name=args.strategy, cluster=cluster)
+            if chief:
+                quick_scores(model, source, config, run)
+                print(f"done: {run.path}")
+        if cluster is not None:
+            from train_scripts.loop import leave_together
+            leave_together(strategy)
         return 0
     except I2IError as e:
         print(f"error: {e}", file=sys.stderr)

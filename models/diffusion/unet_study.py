@@ -34,9 +34,10 @@ from models.diffusion.embedding import (STUDY_MAX_FREQUENCY, SinusoidalEmbedding
 
 def residual_block(x, width, name):
     """Block R (Table 4): BN (no centre/scale) -> C{width}k3, swish -> C{width}k3, added to the input
-    (through a 1x1 conv when the widths differ)."""
+    (through a 1x1 conv when the widths differ). The BN statistics are those of the global batch under
+    ``tf.distribute`` (``synchronized``), so that the replicas train what one device would."""
     residual = x if x.shape[-1] == width else layers.Conv2D(width, 1, name=f"{name}_skip_conv")(x)
-    x = layers.BatchNormalization(center=False, scale=False, name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(center=False, scale=False, synchronized=True, name=f"{name}_bn")(x)
     x = layers.Conv2D(width, 3, padding="same", activation="swish", name=f"{name}_conv1")(x)
     x = layers.Conv2D(width, 3, padding="same", name=f"{name}_conv2")(x)
     return layers.Add(name=name)([x, residual])
