@@ -12,6 +12,7 @@ machines").
 """
 
 import argparse
+import ctypes
 import fcntl
 import os
 import shutil
@@ -87,13 +88,20 @@ def start_workers(args, command, log_dir):
     workers, logs = [], []
     for i, tf_config in enumerate(local_tf_configs(args.workers)):
         mine = set(cores[i * args.cores_per_worker:(i + 1) * args.cores_per_worker])
-        pin = (lambda mine=mine: os.sched_setaffinity(0, mine)) if mine else None
+
+        def in_child(mine=mine):  # before the worker starts: its cores, and its end if the launcher dies
+            if mine:
+                os.sched_setaffinity(0, mine)
+            prctl = getattr(ctypes.CDLL(None), "prctl", None)  # Linux
+            if prctl is not None:
+                prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
         out = None
         if i:
             logs.append(os.path.join(log_dir, f"worker-{i}.log"))
             out = open(logs[-1], "w")
         workers.append(subprocess.Popen([sys.executable, *command], env=dict(os.environ, TF_CONFIG=tf_config),
-                                        stdout=out, stderr=subprocess.STDOUT if out else None, preexec_fn=pin,
+                                        stdout=out, stderr=subprocess.STDOUT if out else None, preexec_fn=in_child,
                                         start_new_session=True))
         if out:
             out.close()
@@ -131,6 +139,14 @@ def main(argv=None):
               "TensorFlow servers listen on all interfaces of their ports", file=sys.stderr, flush=True)
     log_dir = args.log_dir or tempfile.mkdtemp(prefix="i2i-workers-")
     os.makedirs(log_dir, exist_ok=True)
+    code = run_workers(args, command, log_dir, isolated)
+    if code == 0 and not args.log_dir:
+        shutil.rmtree(log_dir, ignore_errors=True)
+    return code
+
+
+def run_workers(args, command, log_dir, isolated):
+    """Start the workers, watch them until they end; returns the exit code of the launch."""
     workers, logs = start_workers(args, command, log_dir)
     print(f"launch: {args.workers} workers on 127.0.0.1{' of a private network' if isolated else ''} (pids "
           f"{', '.join(str(w.pid) for w in workers)}); the other workers' output: {log_dir}", file=sys.stderr,
@@ -144,6 +160,7 @@ def main(argv=None):
                 w.send_signal(signal.SIGINT)
 
     previous = signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # stop the workers on the way out
     try:
         while True:
             codes = [w.poll() for w in workers]
