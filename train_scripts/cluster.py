@@ -1,8 +1,9 @@
 """The cluster of ``--strategy multiworker``: ``TF_CONFIG`` read and checked before TensorFlow sees it, the chief,
 a rendezvous of the workers with a time limit, and the ``TF_CONFIG`` of N workers on free local ports (launch.py).
 
-``TF_CONFIG`` is tf.distribute's own cluster description (README, "Several machines"): ``{"cluster": {"worker":
-["host:port", ...]}, "task": {"type": "worker", "index": i}}``, optionally with a ``"chief"`` job of one address.
+``TF_CONFIG`` is tf.distribute's own cluster description (README, "Several workers or machines"):
+``{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}``, optionally with a
+``"chief"`` job of one address.
 """
 
 import errno
@@ -58,7 +59,7 @@ def read_tf_config(text=None):
     text = os.environ.get("TF_CONFIG") if text is None else text
     if not text:
         raise I2IError("--strategy multiworker needs TF_CONFIG, the cluster description of tf.distribute; start the "
-                       "workers with train_scripts/launch.py, or see the README's 'Several machines'")
+                       "workers with train_scripts/launch.py, or see the README's 'Several workers or machines'")
     try:
         conf = json.loads(text)
     except ValueError as e:

@@ -4,11 +4,11 @@
 
 Each worker is the train script with ``--strategy multiworker`` and its own ``TF_CONFIG`` (free ports on 127.0.0.1;
 worker 0 is the chief), all in a private network namespace where available (Linux ``unshare``), so that their
-servers cannot be reached from outside. The chief's output is shown here, the others' go to log files whose tail is printed if they
-fail. If one worker fails, the others are stopped. Ctrl-C is passed to every worker once (finish the logging interval,
-checkpoint, stop); a second Ctrl-C stops them at once. The same command resumes an interrupted run. On a real
-cluster, start the train script on every machine with that machine's ``TF_CONFIG`` instead (README, "Several
-machines").
+servers cannot be reached from outside. The chief's output is shown here, the others' go to log files whose tail is
+printed if they fail. If one worker fails, the others are stopped. Ctrl-C is passed to every worker once (finish the
+logging interval, checkpoint, stop); a second Ctrl-C stops them at once. The same command resumes an interrupted run.
+On a real cluster, start the train script on every machine with that machine's ``TF_CONFIG`` instead (README,
+"Several workers or machines").
 """
 
 import argparse

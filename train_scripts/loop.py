@@ -2,11 +2,11 @@
 ``strategy.run``, driving the same callbacks as ``model.fit`` (Keras 3's ``fit`` fails under
 ``MultiWorkerMirroredStrategy``, keras-team/keras#20585).
 
-Every worker runs this loop in lock step. The global batch of the training dataset is split by tf.data's DATA
-auto-sharding: worker *i* of *N* takes the *i*-th slice of every global batch, so the sequence of global batches is
-the one-device sequence whatever *N* (each worker reads and augments every global batch, then keeps its slice). Logged values are means over all replicas. Decisions that end a run - the time
-budget, Ctrl-C on any worker - are agreed across workers at the end of each logging interval, so that every worker
-saves the same checkpoint and stops after the same step.
+Every worker runs this loop in lock step. Worker *i* of *N* takes the *i*-th slice of every global batch, so the
+sequence of global batches is the one-device sequence whatever *N* (each worker reads and augments every global
+batch, then keeps its slice). Logged values are means over all replicas. Decisions that end a run - the time budget,
+Ctrl-C on any worker - are agreed across workers at the end of each logging interval, so that every worker saves the
+same checkpoint and stops after the same step. Every worker has the same number of devices (as the strategy needs).
 """
 
 import contextlib
