@@ -34,7 +34,7 @@ class Cluster:
     @property
     def rank(self):
         """0 for the chief, then the workers in ``TF_CONFIG`` order."""
-        offset = 1 if self.addresses and self.task_type == "worker" and self.has_chief_job else 0
+        offset = 1 if self.task_type == "worker" and self.has_chief_job else 0
         return offset + self.index
 
     @property
