@@ -43,12 +43,15 @@ def expand_pairs(labels, photos, image_size, factor, seed):
 
 
 def training_dataset(labels, photos, image_size, batch_size, steps, seed, start_step=0,
-                     augment=True, expand=0, paired=True):
+                     augment=True, expand=0, paired=True, encode=None):
     """Batches ``(label, photo)`` in [-1, 1] for training steps ``start_step .. steps - 1``.
 
     ``labels``/``photos`` are uint8 (n, H, W, 3) at the load size (H > image_size when augmenting).
     ``expand > 0`` replaces per-sample augmentation by a fixed set of ``expand * n`` augmented pairs.
     ``paired=False`` draws photos with their own permutation (unpaired training, CycleGAN).
+    ``encode(labels, photos)``: what the model trains on instead of a batch of pairs in [-1, 1] (the latent DDIM's
+    conditions and latents); a fixed set (``expand`` or no augmentation) is encoded once, up front, otherwise every
+    batch is.
     """
     if expand:
         labels, photos = expand_pairs(labels, photos, image_size, expand, seed)
@@ -56,6 +59,10 @@ def training_dataset(labels, photos, image_size, batch_size, steps, seed, start_
     n = len(labels)
     if not augment and labels.shape[1] != image_size:
         raise ValueError(f"images are {labels.shape[1]} px but no augmentation crops them to {image_size}")
+    to_model = to_model_range
+    if encode is not None and not augment:
+        labels, photos = encode_all(encode, labels, photos, paired)
+        to_model = tf.identity
     label_images, photo_images = tf.constant(labels), tf.constant(photos)
     seed = tf.constant(seed, tf.int64)
 
@@ -69,11 +76,22 @@ def training_dataset(labels, photos, image_size, batch_size, steps, seed, start_
         photo = tf.gather(photo_images, index(k, 0) if paired else index(k, 1))
         if augment:
             label, photo = random_jitter(label, photo, image_size, tf.stack([seed, k]))
-        return to_model_range(label), to_model_range(photo)
+        return to_model(label), to_model(photo)
 
     ds = tf.data.Dataset.range(start_step * batch_size, steps * batch_size)
-    ds = ds.map(sample, num_parallel_calls=AUTOTUNE)
-    return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+    ds = ds.map(sample, num_parallel_calls=AUTOTUNE).batch(batch_size, drop_remainder=True)
+    if encode is not None and augment:
+        ds = ds.map(encode)
+    return ds.prefetch(AUTOTUNE)
+
+
+def encode_all(encode, labels, photos, paired=True, batch_size=32):
+    """``encode`` every pair of uint8 ``labels`` / ``photos`` once, in batches: two float32 arrays."""
+    if not paired:
+        raise ValueError("a fixed set can be encoded only for paired training")
+    out = [encode(to_model_range(labels[i:i + batch_size]), to_model_range(photos[i:i + batch_size]))
+           for i in range(0, len(labels), batch_size)]
+    return tuple(np.concatenate([np.asarray(part[j]) for part in out]).astype(np.float32) for j in (0, 1))
 
 
 def eval_dataset(labels, photos, batch_size):

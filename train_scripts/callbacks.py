@@ -241,17 +241,20 @@ class RunCheckpoint(keras.callbacks.Callback):
                     pass
 
 class SampleGrid(keras.callbacks.Callback):
-    """Every ``every_epochs`` epochs, translate fixed label maps and save label | truth | output rows (study Fig. 4)."""
+    """Every ``every_epochs`` epochs, translate fixed label maps and save label | truth | output rows (study Fig. 4).
 
-    def __init__(self, folder, labels, photos, translate, every_epochs, steps_per_epoch):
+    ``inputs``: what ``translate`` is given instead of the label maps (an autoencoder's photos)."""
+
+    def __init__(self, folder, labels, photos, translate, every_epochs, steps_per_epoch, inputs=None):
         super().__init__()
         self.folder, self.labels, self.photos = folder, labels, photos
         self.translate, self.every, self.steps_per_epoch = translate, max(1, every_epochs), steps_per_epoch
+        self.inputs = labels if inputs is None else inputs
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
             step = (epoch + 1) * self.steps_per_epoch
-            outputs = np.asarray(self.translate(self.labels))
+            outputs = np.asarray(self.translate(self.inputs))
             save_sample_grid(os.path.join(self.folder, f"step_{step:07d}.png"), self.labels, self.photos, outputs,
                              title=f"step {step}")
 

@@ -64,6 +64,13 @@ class ModelSpec:
     # config keys that only change how a trained model translates (sampler, steps, test-time noise), not what it
     # learns: ``evaluate.py --set KEY=VALUE`` may change them when scoring a finished run
     inference: tuple = ()
+    # True for a model that reproduces the photo (the autoencoder): sample grids and scores feed it the photos, and
+    # translate.py, compare.py and the demo refuse its runs
+    reconstructs: bool = False
+    # config -> None, raising I2IError for a config the model cannot train with (checked before the run folder is made)
+    check: Callable | None = None
+    # config -> the model's name in results tables, where a config makes it another model (the DDIM's ddim-latent)
+    name_of: Callable | None = None
 
 
 def build_parser(spec):
@@ -109,6 +116,8 @@ def resolve_config(spec, args):
             overrides[key] = value
     config.update(overrides)
     check_config(config)
+    if spec.check is not None:
+        spec.check(config)
     return config, overrides
 
 
@@ -141,6 +150,17 @@ def print_config(spec, preset, config, overrides):
     for key in sorted(config):
         mark = "*" if key in overrides else " "
         print(f"  {mark} {key:<{width}} = {config[key]}")
+
+
+def widths_list(text):
+    """``"16,32,64,128"`` -> [16, 32, 64, 128] (the --widths flag)."""
+    try:
+        widths = [int(w) for w in str(text).split(",") if w.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--widths wants comma-separated integers, got {text!r}") from None
+    if not widths:
+        raise argparse.ArgumentTypeError("--widths is empty")
+    return widths
 
 
 def spec_for(model_name):

@@ -104,8 +104,10 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
         raise I2IError(f"{run.path}: cannot score split '{split}' of {config['data']}: {e}") from None
     if not run.progress().get("finished"):
         print(f"warning: {run.path} has not finished training; scoring its latest checkpoint")
-    print(f"{spec.name}: translating {len(pairs)} '{split}' label maps at {config['image_size']} px")
-    fakes = translate_split(model, pairs, batch_size=batch_size)
+    what = "reconstructing" if spec.reconstructs else "translating"
+    inputs = "photos" if spec.reconstructs else "label maps"
+    print(f"{spec.name}: {what} {len(pairs)} '{split}' {inputs} at {config['image_size']} px")
+    fakes = translate_split(model, pairs, batch_size=batch_size, reconstruct=spec.reconstructs)
     if save_images:
         save_outputs(run.file(f"outputs_{split}{suffix}"), fakes, pairs.names)
 
@@ -120,7 +122,8 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
                          cache_dir=cache_dir if config["data"] != "synthetic" else None, real_ids=real_ids)
     steps, wall, commit = training_record(run)
     row = {
-        "model": spec.name, "variant": variant_of(spec, saved.get("preset", ""), config), "split": split,
+        "model": spec.name_of(config) if spec.name_of else spec.name,
+        "variant": variant_of(spec, saved.get("preset", ""), config), "split": split,
         "train_steps": steps, "wall_time_s": wall, "commit": commit, "data": config["data"], "run_dir": run.path,
         **{k: scores.get(k) for k in COLUMNS if k in scores},
     }

@@ -42,15 +42,18 @@ def load_trained(run_dir, inference=None, seed=None):
     return spec, config, model, run
 
 
-def translate_split(model, pairs, batch_size=8, translate=None):
-    """Translate every label map of ``pairs``; returns uint8 outputs (n, H, W, 3)."""
+def translate_split(model, pairs, batch_size=8, translate=None, reconstruct=False):
+    """Translate every label map of ``pairs`` (``reconstruct``: every photo, for an autoencoder); returns uint8
+    outputs (n, H, W, 3)."""
     translate = translate or model.translate
-    outs = [to_uint8(translate(label)) for label, _ in eval_dataset(pairs.labels, pairs.photos, batch_size)]
+    outs = [to_uint8(translate(photo if reconstruct else label))
+            for label, photo in eval_dataset(pairs.labels, pairs.photos, batch_size)]
     return np.concatenate(outs)
 
 
-def quick_scores(model, source, config, run):
-    """PSNR and SSIM on the eval split, saved to ``scores_<split>.json`` and printed."""
+def quick_scores(model, source, config, run, reconstruct=False):
+    """PSNR and SSIM on the eval split (of the reconstructions, for an autoencoder), saved to
+    ``scores_<split>.json`` and printed."""
     split = config["eval_split"]
     try:
         pairs = source.load(split, config["image_size"])
@@ -58,7 +61,7 @@ def quick_scores(model, source, config, run):
         split = "val"
         print(f"note: no '{config['eval_split']}' split in {config['data']}; scoring on 'val'")
         pairs = source.load(split, config["image_size"])
-    fakes = translate_split(model, pairs)
+    fakes = translate_split(model, pairs, reconstruct=reconstruct)
     scores = {"split": split, "n_images": len(pairs), "psnr": float(psnr(fakes, pairs.photos).mean()),
               "ssim": float(ssim(fakes, pairs.photos).mean()), "steps": config["steps"]}
     with open(run.file(f"scores_{split}.json"), "w") as f:

@@ -126,9 +126,11 @@ def prepare_training(spec, config, run, model, train_pairs, val_pairs, replicas=
     previous = read_log(csv_path)[:start_epoch]
     wall_offset = previous[-1].get("wall_time_s", 0.0) if previous else 0.0
 
+    # a model with ``encode_pairs`` (the latent DDIM) trains on what it makes of each pair
     train_ds = training_dataset(train_pairs.labels, train_pairs.photos, config["image_size"], config["batch_size"],
                                 config["steps"], config["seed"], start_step=start_epoch * log_every,
-                                expand=config["expand"], augment=config["jitter"] != "none", paired=spec.paired)
+                                expand=config["expand"], augment=config["jitter"] != "none", paired=spec.paired,
+                                encode=getattr(model, "encode_pairs", None))
     n_val = config["val_images"] or len(val_pairs)
     val_batch = min(config["batch_size"], n_val)
     if replicas > 1:  # a short batch would be split unevenly (or not at all) over the replicas, whose means then differ
@@ -161,7 +163,8 @@ def prepare_training(spec, config, run, model, train_pairs, val_pairs, replicas=
         checkpoint,
         keras.callbacks.TensorBoard(run.file("tensorboard"), write_graph=False, update_freq="epoch"),
         cb.SampleGrid(run.file("samples"), sample_labels, sample_photos, lambda x: model.translate(x),
-                      every_epochs=config["sample_every"] // log_every, steps_per_epoch=log_every),
+                      every_epochs=config["sample_every"] // log_every, steps_per_epoch=log_every,
+                      inputs=sample_photos if spec.reconstructs else None),
         cb.LossPlot(csv_path, run.file("losses.png"), every_epochs=ckpt_epochs),
     ]
     return TrainingSession(model, train_ds, val_ds, checkpoint, budget, callbacks, val_batch, start_epoch, epochs)
@@ -232,12 +235,12 @@ def main(spec, argv=None):
             if chief:
                 print(f"this run already finished its {config['steps']} steps; scoring it again")
                 _, _, model, run = load_trained(run.path)
-                quick_scores(model, open_source(config["data"]), config, run)
+                quick_scores(model, open_source(config["data"]), config, run, spec.reconstructs)
         else:
             model, source = train(spec, config, run, verbose=args.verbose if chief else 0, strategy=strategy,
                                   strategy_name=args.strategy, cluster=cluster)
             if chief:
-                quick_scores(model, source, config, run)
+                quick_scores(model, source, config, run, spec.reconstructs)
                 print(f"done: {run.path}")
         if cluster is not None:
             from train_scripts.loop import leave_together

@@ -254,6 +254,9 @@ def load_run(run_dir, settings, seed=None):
     from train_scripts.inference import load_trained
 
     spec, config, model, run = load_trained(run_dir, settings, seed=seed)
+    if spec.reconstructs:
+        raise I2IError(f"{run.path} is a run of the {spec.name}, which reconstructs photos and translates no label "
+                       f"maps; train a latent DDIM on it: python train_scripts/ddim.py --latent {run.path} ...")
     if not run.progress().get("finished"):
         print(f"warning: {run.path} has not finished training; translating with its latest checkpoint")
     return spec, config, model, run

@@ -41,13 +41,15 @@ SAMPLERS = ("ddim", "ddpm")
 STUDY_WIDTHS = (64, 128, 256, 256)  # Table 4: D64 D128 D256 D256 (input C32 = widths[0] / 2, R512 = 2 * widths[-1])
 
 
-def build_network(name, image_size, widths, block_depth=2, condition_channels=0, condition_every_level=False):
+def build_network(name, image_size, widths, block_depth=2, condition_channels=0, condition_every_level=False,
+                  image_channels=3):
     """The noise network ``name`` (``study``: Table 4; ``attention``: seed 003) at the level widths ``widths``.
 
     ``study``: input 1x1 conv of ``widths[0] / 2`` channels, down blocks ``widths``, bottleneck ``2 * widths[-1]``
     (``STUDY_WIDTHS`` gives Table 4 exactly). ``attention``: one level per width, attention at 16x16, group norm
     with ``min(32, gcd(widths) / 2)`` groups. ``condition_every_level`` (study network only): the label map also
-    enters every level (see ``study_unet``).
+    enters every level (see ``study_unet``). ``image_channels``: channels of what is diffused (3: photos; 4: the
+    latent DDIM's latents).
     """
     widths = tuple(int(w) for w in widths)
     if not widths or min(widths) < 2:
@@ -58,11 +60,11 @@ def build_network(name, image_size, widths, block_depth=2, condition_channels=0,
     if name == "study":
         return get_network("study", image_size, condition_channels, input_width=max(1, widths[0] // 2),
                            down_widths=widths, bottleneck_width=2 * widths[-1], block_depth=block_depth,
-                           condition_every_level=condition_every_level)
+                           condition_every_level=condition_every_level, image_channels=image_channels)
     if name == "attention":
         groups = min(32, max(1, math.gcd(*widths) // 2))
         return get_network("attention", image_size, condition_channels, widths=widths, block_depth=block_depth,
-                           norm_groups=groups)
+                           norm_groups=groups, image_channels=image_channels)
     return get_network(name)  # raises the error naming the choices
 
 
@@ -88,15 +90,20 @@ class DiffusionModel(LossTracking, keras.Model):
             ``models.diffusion.predictions.snr_loss_weight``).
         sample_seed: seed of the sampler's initial noise (and of its stochastic steps).
         seed: seed of the training randomness (noise, times, condition dropout).
+        image_channels: channels of what is diffused (3: photos).
+
+    Two hooks let a subclass diffuse something else than photos (``LatentDiffusionModel``): ``conditions(labels)``
+    turns label maps into the network's condition, ``decode_samples(x)`` turns samples into photos.
     """
 
     def __init__(self, image_size=64, network="study", widths=STUDY_WIDTHS, block_depth=2, conditional=True,
                  schedule="cosine-angle", max_signal_rate=0.95, min_signal_rate=0.02, ema=0.999, ema_warmup=False,
                  condition_dropout=0.0, guidance=0.0, sampler="ddim", sampling_steps=20, eta=0.0,
                  clip_denoised=False, prediction="noise", loss_weighting="none", min_snr_gamma=5.0,
-                 condition_every_level=False, sample_seed=0, seed=0, **kwargs):
+                 condition_every_level=False, sample_seed=0, seed=0, image_channels=3, **kwargs):
         super().__init__(**kwargs)
         self.image_size, self.conditional = int(image_size), bool(conditional)
+        self.image_channels = int(image_channels)
         self.ema, self.ema_warmup = float(ema), bool(ema_warmup)
         self.condition_dropout, self.guidance = float(condition_dropout), float(guidance)
         self.sampler, self.sampling_steps, self.eta = sampler, int(sampling_steps), float(eta)
@@ -110,7 +117,7 @@ class DiffusionModel(LossTracking, keras.Model):
         if condition_every_level and not self.conditional:
             raise DiffusionConfigError("the label map at every level needs a conditional model (--conditional)")
         self.network = build_network(network, self.image_size, widths, block_depth, condition_channels,
-                                     bool(condition_every_level))
+                                     bool(condition_every_level), self.image_channels)
         self.ema_network = keras.models.clone_model(self.network)
         self.ema_network.set_weights(self.network.get_weights())
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -257,8 +264,16 @@ class DiffusionModel(LossTracking, keras.Model):
         if settings not in self._samplers:
             self._samplers[settings] = tf.function(self._sampling_function(*settings), reduce_retracing=True)
         seed = self.sample_seed if seed is None else int(seed)
-        labels = tf.convert_to_tensor(labels, tf.float32)
-        return self._samplers[settings](labels, tf.constant(seed, tf.int32))
+        conditions = self.conditions(tf.convert_to_tensor(labels, tf.float32))
+        return self._samplers[settings](conditions, tf.constant(seed, tf.int32))
+
+    def conditions(self, labels):
+        """Label maps in [-1, 1] -> the network's condition input (here: the label maps themselves)."""
+        return labels
+
+    def decode_samples(self, samples):
+        """Samples of the reverse process -> photos in [-1, 1] (here: the samples, clipped)."""
+        return tf.clip_by_value(samples, -1.0, 1.0)
 
     def predict_noise_fn(self, labels, guidance=0.0):
         """``predict_noise(x, v)`` for the samplers: the EMA network, conditioned and guided as configured."""
@@ -277,7 +292,7 @@ class DiffusionModel(LossTracking, keras.Model):
 
     def _sampling_function(self, sampler, steps, eta, guidance):
         def sample(labels, seed):
-            shape = tf.concat([tf.shape(labels)[:3], [3]], axis=0)
+            shape = tf.concat([tf.shape(labels)[:3], [self.image_channels]], axis=0)
             initial_noise = tf.random.stateless_normal(shape, seed=tf.stack([seed, -1]))
             predict_noise = self.predict_noise_fn(labels, guidance)
             if sampler == "ddim":
@@ -286,5 +301,5 @@ class DiffusionModel(LossTracking, keras.Model):
             else:
                 images = ddpm_sample(predict_noise, initial_noise, self.schedule, steps=steps, seed=seed,
                                      clip_images=self.clip_denoised)
-            return tf.clip_by_value(images, -1.0, 1.0)
+            return self.decode_samples(images)
         return sample
