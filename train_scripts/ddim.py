@@ -59,8 +59,9 @@ PRESETS = {
 }
 
 
-def build(config):
-    """The DDIM of ``config``: on photos, or with ``latent`` (an autoencoder run) on that autoencoder's latents."""
+def build(config, autoencoder=None):
+    """The DDIM of ``config``: on photos, or with ``latent`` (an autoencoder run) on that autoencoder's latents
+    (``autoencoder``: that autoencoder, already built)."""
     import keras
 
     from models.diffusion.latent import LatentDiffusionModel
@@ -69,7 +70,8 @@ def build(config):
     if config.get("latent"):  # runs saved before --latent existed have no such key
         from train_scripts.autoencoder import load_autoencoder
 
-        model_class, space = LatentDiffusionModel, {"autoencoder": load_autoencoder(config["latent"])}
+        autoencoder = autoencoder or load_autoencoder(config["latent"])
+        model_class, space = LatentDiffusionModel, {"autoencoder": autoencoder}
     else:
         model_class, space = DiffusionModel, {"image_size": config["image_size"]}
     model = model_class(
