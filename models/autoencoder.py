@@ -94,13 +94,13 @@ class KLAutoencoder(LossTracking, keras.Model):
         seed: seed of the posterior sampling while training.
     """
 
-    def __init__(self, image_size=256, widths=(32, 64, 128, 128), latent_channels=4, block_depth=1,
+    def __init__(self, image_size=256, widths=(16, 32, 64, 128), latent_channels=4, block_depth=1,
                  kl_weight=1e-6, lpips=None, lpips_weight=1.0, scale_momentum=0.99, seed=0, **kwargs):
         super().__init__(**kwargs)
         widths = tuple(int(w) for w in widths)
-        factor = 2 ** (len(widths) - 1)
         if not widths or min(widths) < 1:
             raise I2IError(f"autoencoder widths must be positive integers, got {list(widths)}")
+        factor = 2 ** (len(widths) - 1)
         if image_size % factor:
             raise I2IError(f"{len(widths)} autoencoder levels halve the size {len(widths) - 1} times: the image size "
                            f"must be a multiple of {factor}, got {image_size}")
