@@ -153,3 +153,24 @@ def test_bad_autoencoder_runs_are_refused_before_a_run_folder_is_made(autoencode
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err, (name, err)
         assert not os.path.exists(out), name
+
+
+def test_translate_refuses_an_autoencoder_run(tmp_path, capsys):
+    """An autoencoder reconstructs photos: translating label maps with it is refused, naming the run and what to do."""
+    from models.autoencoder import KLAutoencoder
+    from train_scripts import translate
+    from train_scripts.run_folder import RunFolder
+
+    config = {**autoencoder.PRESETS["quick"], "image_size": 32, "widths": [8, 16]}
+    run = RunFolder(str(tmp_path / "ae"))
+    run.open(autoencoder.SPEC.name, "quick", config)
+    KLAutoencoder(image_size=32, widths=[8, 16], lpips_weight=0.0).save_weights(run.file("model.weights.h5"))
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (0, 0, 255)).save(labels / "1.png")
+    assert translate.main([run.path, str(labels), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{run.path} is a run of the autoencoder" in err and "ddim.py --latent" in err
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")  # nothing written

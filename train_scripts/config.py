@@ -65,7 +65,7 @@ class ModelSpec:
     # learns: ``evaluate.py --set KEY=VALUE`` may change them when scoring a finished run
     inference: tuple = ()
     # True for a model that reproduces the photo (the autoencoder): sample grids and scores feed it the photos, and
-    # translate.py, compare.py and the demo refuse its runs
+    # translate.py and the demo refuse its runs
     reconstructs: bool = False
     # config -> None, raising I2IError for a config the model cannot train with (checked before the run folder is made)
     check: Callable | None = None
