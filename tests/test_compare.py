@@ -48,7 +48,8 @@ def test_every_output_is_written_with_one_finite_row_per_model(first_run):
         assert (results / name).stat().st_size > 0, name
     with open(results / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert sorted(r["model"] for r in rows) == sorted(compare.MODELS[m][0] for m in MODELS)
+    named = {"ddim-latent": "ddim-latent"}  # evaluate.py names the DDIM on latents apart from the pixel DDIM
+    assert sorted(r["model"] for r in rows) == sorted(named.get(m, compare.MODELS[m][0]) for m in MODELS)
     assert len({(r["model"], r["variant"]) for r in rows}) == len(MODELS)  # pix2pix bce and lsgan apart
     for row in rows:
         assert row["split"] == "val" and row["n_images"] == str(N_VAL) and row["resolution"] == "32x32"
@@ -78,14 +79,54 @@ def test_a_second_run_reuses_finished_runs(first_run, repo_dir):
     weights = {n: os.path.getmtime(out / "runs" / n / "model.weights.h5") for n in MODELS}
     again = _compare(repo_dir, out)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("already finished") == len(MODELS)
+    assert again.stdout.count("already finished") == len(MODELS) + 1  # + the latent DDIM's autoencoder
     assert again.stdout.count("scores of this checkpoint already there") == len(MODELS)
     assert weights == {n: os.path.getmtime(out / "runs" / n / "model.weights.h5") for n in MODELS}
 
 
+@needs_alexnet_weights
+def test_the_latent_ddim_is_trained_on_its_own_autoencoder_and_counts_its_time(first_run):
+    """Its row's wall time is its DDIM's plus its autoencoder's; folders of runs skip the autoencoder."""
+    from train_scripts.demo import runs_of
+    from train_scripts.run_folder import RunFolder
+
+    out, _ = first_run
+    runs = out / "runs"
+    config = RunFolder(str(runs / "ddim-latent")).read_config()["config"]
+    assert config["latent"] == str(runs / "ddim-latent-autoencoder")
+    assert RunFolder(str(runs / "ddim-latent-autoencoder")).read_config()["model"] == "autoencoder"
+    trained = sum(float(s["wall_time_s"]) for name in ("ddim-latent", "ddim-latent-autoencoder")
+                  for s in RunFolder(str(runs / name)).sessions())
+    with open(out / "results" / "metrics.csv", newline="") as f:
+        row = next(r for r in csv.DictReader(f) if r["model"] == "ddim-latent")
+    assert float(row["wall_time_s"]) == pytest.approx(trained, abs=0.2)
+    assert "latent=ddim-latent-autoencoder" in row["variant"]
+    assert "<h3>ddim-latent-autoencoder</h3>" in (out / "results" / "report.html").read_text()
+    assert [os.path.basename(p) for p in runs_of(str(runs))] == MODELS
+
+
+def test_the_latent_ddim_budget_is_split_between_its_autoencoder_and_its_ddim(tmp_path):
+    args = compare.build_parser().parse_args(["--preset", "paper", "--data", "facades", "--budget-minutes", "240",
+                                              "--runs", str(tmp_path)])
+    (ae, ae_dir, ae_cmd), (ddim, ddim_dir, ddim_cmd) = compare.train_stages("ddim-latent", args)
+    flag = lambda cmd, name: cmd[cmd.index(name) + 1]  # noqa: E731
+    assert (ae, ddim) == ("ddim-latent-autoencoder", "ddim-latent")
+    assert os.path.basename(ae_cmd[1]) == "autoencoder.py" and os.path.basename(ddim_cmd[1]) == "ddim.py"
+    assert (flag(ae_cmd, "--budget-minutes"), flag(ddim_cmd, "--budget-minutes")) == ("60", "180")
+    assert (flag(ae_cmd, "--preset"), flag(ddim_cmd, "--preset")) == ("paper", "latent")
+    assert flag(ddim_cmd, "--latent") == ae_dir == flag(ae_cmd, "--out") and flag(ddim_cmd, "--out") == ddim_dir
+    assert flag(ae_cmd, "--image-size") == flag(ddim_cmd, "--image-size") == "256"
+    quick = compare.build_parser().parse_args(["--runs", str(tmp_path), "--latent-share", "0.5",
+                                               "--budget-minutes", "10"])
+    (_, _, ae_cmd), (_, _, ddim_cmd) = compare.train_stages("ddim-latent", quick)
+    assert "--no-clip-denoised" in ddim_cmd and flag(ae_cmd, "--budget-minutes") == flag(ddim_cmd, "--budget-minutes")
+    assert [stage for stage, _, _ in compare.train_stages("pix2pix-bce", args)] == ["pix2pix-bce"]
+
+
 def test_unknown_model_and_missing_budget_are_refused(tmp_path, repo_dir):
     for extra, message in ((["--models", "pix2pix,vqgan"], "unknown model(s) pix2pix, vqgan"),
-                           (["--preset", "budget"], "--preset budget needs --budget-minutes")):
+                           (["--preset", "budget"], "--preset budget needs --budget-minutes"),
+                           (["--latent-share", "1"], "--latent-share 1: the autoencoder's share")):
         done = subprocess.run([sys.executable, "train_scripts/compare.py", *extra, "--out", str(tmp_path)],
                               cwd=repo_dir, capture_output=True, text=True, timeout=300)
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
@@ -96,7 +137,7 @@ def test_the_default_runs_folder_is_named_by_every_flag_that_changes_the_trainin
     parse = compare.build_parser().parse_args
     base = ["--data", "../shared/data/facades", "--preset", "budget", "--budget-minutes", "20"]
     variants = [[], ["--seed", "1"], ["--batch-size", "2"], ["--image-size", "32"], ["--steps", "100"],
-                ["--log-every", "50"], ["--budget-minutes", "8"]]
+                ["--log-every", "50"], ["--budget-minutes", "8"], ["--latent-share", "0.5"]]
     folders = [compare.default_runs_dir(parse(base + extra)) for extra in variants]
     assert len(set(folders)) == len(variants)
     assert os.path.basename(folders[0]) == "compare-facades-budget-20min"

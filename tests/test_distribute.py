@@ -1,4 +1,5 @@
-"""``--strategy`` and ``--mixed-precision`` work for every train script (issues 7 and 20).
+"""``--strategy`` and ``--mixed-precision`` work for every train script (issues 7 and 20), and distribution for the
+latent DDIM (issue 21).
 
 Distribution: the same tiny run - global batch 4, three steps, one step per logged row - is trained on one device
 (``--strategy default``), on two replicas of one process (``--strategy mirrored``; on CPU, two logical devices stand
@@ -67,9 +68,24 @@ def read_weights(path):
     return arrays
 
 
-@pytest.mark.parametrize("script", train_script_names())
-def test_two_replicas_and_two_workers_match_one_device(tmp_path, tiny_facades, repo_dir, script):
+@pytest.fixture(scope="module")
+def tiny_autoencoder(tmp_path_factory, tiny_facades, repo_dir):
+    """An autoencoder run of one step on the tiny facades (16x16x4 latents): what a latent DDIM needs."""
+    out = tmp_path_factory.mktemp("autoencoder") / "run"
+    done = subprocess.run([sys.executable, "train_scripts/autoencoder.py",
+                           *tiny_args("autoencoder", tiny_facades, steps=1), "--out", str(out)], cwd=repo_dir,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+# every train script, and the DDIM on an autoencoder's latents (whose data pipeline encodes the training pairs)
+@pytest.mark.parametrize("variant", [*train_script_names(), "ddim-latent"])
+def test_two_replicas_and_two_workers_match_one_device(tmp_path, tiny_facades, repo_dir, variant, request):
+    script = "ddim" if variant == "ddim-latent" else variant
     args = tiny_args(script, tiny_facades, steps=3, batch_size=4) + ["--checkpoint-every", "3"]
+    if variant == "ddim-latent":
+        args += ["--latent", str(request.getfixturevalue("tiny_autoencoder")), "--no-clip-denoised"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     workers = subprocess.Popen([sys.executable, "train_scripts/launch.py", "--workers", "2", "--log-dir",
@@ -89,23 +105,23 @@ def test_two_replicas_and_two_workers_match_one_device(tmp_path, tiny_facades, r
     assert session["workers"] == 2 and all(a.startswith("127.0.0.1:") for a in session["cluster"])
     one = _losses(runs["default"])
     assert all(len(v) == 3 and np.all(np.isfinite(v)) for v in one.values())
-    rtol = RTOL.get(script, RTOL["default"])
+    rtol = RTOL.get(variant, RTOL["default"])
     for strategy in ("mirrored", "multiworker"):
         two = _losses(runs[strategy])
         assert one.keys() == two.keys()
         worst = max(float(np.max(np.abs(two[k] - one[k]) / np.maximum(np.abs(one[k]), 1.0))) for k in one)
-        print(f"{script}: largest difference between 1 device and {strategy} over steps 1-3: {worst:.2e} "
+        print(f"{variant}: largest difference between 1 device and {strategy} over steps 1-3: {worst:.2e} "
               f"(tolerance {rtol})")
         for name in one:
-            np.testing.assert_allclose(two[name], one[name], rtol=rtol, atol=rtol, err_msg=f"{script} {strategy}: {name}")
+            np.testing.assert_allclose(two[name], one[name], rtol=rtol, atol=rtol, err_msg=f"{variant} {strategy}: {name}")
     ref, multi = (read_weights(runs[s] / "model.weights.h5") for s in ("default", "multiworker"))
     assert ref.keys() == multi.keys()
     ref = {k: v for k, v in ref.items() if not any(part in k for part in PER_REPLICA_STATE)}
     excess = sorted(((float(np.max(np.abs(multi[k] - ref[k]) - WEIGHTS_RTOL * np.abs(ref[k]))), k) for k in ref),
                     reverse=True)
-    print(f"{script}: weights of 2 workers vs 1 device after 3 steps, largest |difference| - rtol * |value|: "
+    print(f"{variant}: weights of 2 workers vs 1 device after 3 steps, largest |difference| - rtol * |value|: "
           f"{excess[:3]}")
-    assert excess[0][0] <= WEIGHTS_ATOL, f"{script}: weights of 2 workers differ from 1 device's: {excess[:5]}"
+    assert excess[0][0] <= WEIGHTS_ATOL, f"{variant}: weights of 2 workers differ from 1 device's: {excess[:5]}"
     assert not list((tmp_path / "multiworker" / "backup").glob("*tmp*"))
     assert not list((tmp_path / "tmp").iterdir()), "the other worker's temporary checkpoint folder was not removed"
 

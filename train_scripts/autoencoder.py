@@ -54,9 +54,8 @@ def build(config):
 def load_autoencoder(run_dir):
     """The trained autoencoder of ``run_dir`` (no LPIPS network, which only training needs), for the latent DDIM."""
     from models.autoencoder import KLAutoencoder
-    from train_scripts.run_folder import RunFolder
 
-    run = RunFolder(run_dir)
+    run = autoencoder_run(run_dir)
     config = autoencoder_config(run)
     weights = run.file("model.weights.h5")
     model = KLAutoencoder(image_size=config["image_size"], widths=config["widths"],
@@ -68,6 +67,17 @@ def load_autoencoder(run_dir):
         raise I2IError(f"{weights}: cannot load the autoencoder ({type(e).__name__}: {e}); the file is truncated "
                        f"or corrupt, or does not match {run.config_path}") from None
     return model
+
+
+def autoencoder_run(path):
+    """The RunFolder of the autoencoder a latent DDIM names (``--latent``): a relative path is taken from the current
+    folder, else from the repository root (where compare.py and the README's commands run)."""
+    from train_scripts.config import REPO_ROOT
+    from train_scripts.run_folder import RunFolder
+
+    if not os.path.isabs(path) and not os.path.isdir(path) and os.path.isdir(os.path.join(REPO_ROOT, path)):
+        path = os.path.join(REPO_ROOT, path)
+    return RunFolder(path)
 
 
 def autoencoder_config(run):

@@ -35,12 +35,22 @@ MODELS = {
     "ddim": ("ddim", []),
     # the x_0 error weighted by clip(SNR, 1, 5): the DDIM of results/facades-64px-1core-budget150-200
     "ddim-clipped-snr": ("ddim", ["--loss-weighting", "clipped-snr"]),
+    # the DDIM on the latents of an autoencoder that is trained first, as part of its budget (LATENT_PRESETS)
+    "ddim-latent": ("ddim", []),
 }
 PRESETS = {
     # preset -> (train scripts' preset, default image size)
     "quick": ("quick", 64),
     "budget": ("quick", 64),  # the quick networks, trained on --data for --budget-minutes each
     "paper": ("paper", 256),
+}
+# ddim-latent: comparison preset -> (autoencoder preset, DDIM preset, DDIM flags). The quick autoencoder's latents
+# are a quarter of the photo's size (16x16 at 64 px): the quick DDIM gets three levels at twice its widths, as the
+# latent preset does, and no clipping of its x_0 estimates to the photos' [-1, 1], which latents exceed.
+LATENT_PRESETS = {
+    "quick": ("quick", "quick", ["--widths", "32,64,128", "--no-clip-denoised"]),
+    "budget": ("quick", "quick", ["--widths", "32,64,128", "--no-clip-denoised"]),
+    "paper": ("paper", "latent", []),
 }
 BUDGET_STEP_CAP = 1_000_000  # budget runs stop on time, long before this
 
@@ -57,15 +67,34 @@ def parse_models(text):
     return names
 
 
-def train_command(name, args):
-    """The train-script command line of one model of the comparison."""
+def autoencoder_dir(runs, name):
+    """The autoencoder run of the latent model ``name`` in the runs folder ``runs``."""
+    return os.path.join(runs, f"{name}-autoencoder")
+
+
+def train_stages(name, args):
+    """The trainings of one model of the comparison, in order: ``[(stage name, run folder, command line)]`` -- one,
+    or for ``ddim-latent`` its autoencoder on ``--latent-share`` of the budget, then the DDIM on the rest."""
     script, variant = MODELS[name]
     preset, default_size = PRESETS[args.preset]
+    out = os.path.join(args.runs, name)
+    if name != "ddim-latent":
+        return [(name, out, script_command(script, preset, variant, out, args, args.budget_minutes))]
+    ae_preset, ddim_preset, flags = LATENT_PRESETS[args.preset]
+    ae_out = autoencoder_dir(args.runs, name)
+    share = args.budget_minutes * args.latent_share
+    return [(f"{name}-autoencoder", ae_out, script_command("autoencoder", ae_preset, [], ae_out, args, share)),
+            (name, out, script_command(script, ddim_preset, [*variant, *flags, "--latent", ae_out], out, args,
+                                       args.budget_minutes - share))]
+
+
+def script_command(script, preset, variant, out, args, budget_minutes):
+    """The command line of one train script at the comparison's data, size, split, steps and seed."""
+    size = args.image_size or PRESETS[args.preset][1]
     cmd = [sys.executable, os.path.join(REPO_ROOT, "train_scripts", f"{script}.py"), "--preset", preset, *variant,
-           "--data", args.data, "--image-size", str(args.image_size or default_size), "--eval-split", args.split,
-           "--out", os.path.join(args.runs, name), "--verbose", "2"]
-    if args.budget_minutes:
-        cmd += ["--budget-minutes", f"{args.budget_minutes:g}"]
+           "--data", args.data, "--image-size", str(size), "--eval-split", args.split, "--out", out, "--verbose", "2"]
+    if budget_minutes:
+        cmd += ["--budget-minutes", f"{budget_minutes:g}"]
     steps = args.steps or (BUDGET_STEP_CAP if args.preset == "budget" else None)
     if steps:
         cmd += ["--steps", str(steps)]
@@ -222,21 +251,30 @@ def write_report(path, args, names, run_dirs, rows, figures, command, started, w
         f"TensorFlow {env['tensorflow']}, Keras {env['keras']}.</p>",
     ]
     if args.preset == "budget" or args.budget_minutes:
+        latent = (f" ddim-latent's budget is its autoencoder's {args.budget_minutes * args.latent_share:g} minutes "
+                  f"plus its DDIM's {args.budget_minutes * (1 - args.latent_share):g}." if "ddim-latent" in names
+                  else "")
         parts.append(f"<p>Every model trained for the same wall-clock budget of {args.budget_minutes:g} minutes "
-                     "(training steps, periodic validation and sample grids included; scoring not).</p>")
+                     f"(training steps, periodic validation and sample grids included; scoring not).{latent}</p>")
     table = pd.DataFrame([rows[name] for name in names], index=names).reindex(columns=list(shown))
     parts.append("<h2>Metrics</h2>" + table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="", border=0))
     parts.append("<p>PSNR, SSIM: higher is better; FID, KID, LPIPS: lower is better. FID/KID with the "
                  "<code>alexnet</code> backbone are not on the scale of published (Inception) values.</p>")
     parts += ["<h2>Samples</h2>", img(figures["comparison"]), "<h2>Training losses</h2>", img(figures["losses"]),
               "<h2>Runs</h2>"]
+    sections = []  # (title, run folder): every run, a latent model's autoencoder before it
     for name in names:
-        run = RunFolder(run_dirs[name])
+        if name == "ddim-latent":
+            sections.append((f"{name}-autoencoder", autoencoder_dir(args.runs, name)))
+        sections.append((name, run_dirs[name]))
+    for name, run_dir in sections:
+        run = RunFolder(run_dir)
         saved = run.read_config()
         sessions = run.sessions()
         trained = sum(float(s.get("wall_time_s") or 0) for s in sessions)
+        last = max((s.get("end_step") or s.get("start_step") or 0 for s in sessions), default=0)
         parts.append(f"<h3>{name}</h3><p>{html.escape(run.path)}: {len(sessions)} session(s), "
-                     f"{trained / 60:.1f} min of training, last step {rows[name].get('train_steps')}.</p>")
+                     f"{trained / 60:.1f} min of training, last step {last}.</p>")
         parts.append("<details><summary>sessions</summary><pre>" + html.escape(
             "\n".join(f"{s.get('started')} {s.get('status')} steps {s.get('start_step')}->{s.get('end_step')} "
                       f"{s.get('wall_time_s')} s  commit {s.get('commit')}\n  $ {s.get('command')}" for s in sessions))
@@ -263,6 +301,9 @@ def build_parser():
     p.add_argument("--budget-minutes", type=float, default=0.0,
                    help="wall-clock training budget per model (required by --preset budget)")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of %(default)s")
+    p.add_argument("--latent-share", type=float, default=0.25,
+                   help="ddim-latent: the share of its --budget-minutes that trains its autoencoder (the rest trains "
+                        "the DDIM)")
     p.add_argument("--split", default="test", help="split scored (the shared facades have val only: use val)")
     p.add_argument("--image-size", type=int, default=None, help="resolution of every model (default: 64, paper 256)")
     p.add_argument("--steps", type=int, default=None, help="override every model's training steps")
@@ -284,6 +325,8 @@ def default_runs_dir(args):
         parts.append(f"{args.image_size}px")
     if args.budget_minutes:
         parts.append(f"{args.budget_minutes:g}min")
+    if args.latent_share != build_parser().get_default("latent_share") and "ddim-latent" in args.models:
+        parts.append(f"latent{args.latent_share:g}")
     if args.steps:
         parts.append(f"{args.steps}steps")
     if args.log_every:
@@ -304,6 +347,9 @@ def main(argv=None):
         names = parse_models(args.models)
         if args.preset == "budget" and not args.budget_minutes:
             raise CompareError("--preset budget needs --budget-minutes M (the same training time for every model)")
+        if not 0 < args.latent_share < 1:
+            raise CompareError(f"--latent-share {args.latent_share:g}: the autoencoder's share of a latent model's "
+                               "budget must be between 0 and 1")
         args.runs = os.path.abspath(args.runs or default_runs_dir(args))
         args.out = os.path.abspath(args.out)
         os.makedirs(args.runs, exist_ok=True)
@@ -315,14 +361,14 @@ def main(argv=None):
         rows = {}
         for i, name in enumerate(names, 1):
             log_path = os.path.join(args.runs, f"{name}.log")
-            cmd = train_command(name, args)
-            print(f"[{i}/{len(names)}] {name}: training -> {run_dirs[name]}", flush=True)
             t = time.perf_counter()
-            code = run_streaming(cmd, log_path, name)
-            if code == 130:
-                raise KeyboardInterrupt
-            if code != 0:
-                raise CompareError(f"training {name} failed (exit {code}); its output is in {log_path}")
+            for stage, run_dir, cmd in train_stages(name, args):
+                print(f"[{i}/{len(names)}] {stage}: training -> {run_dir}", flush=True)
+                code = run_streaming(cmd, log_path, stage)
+                if code == 130:
+                    raise KeyboardInterrupt
+                if code != 0:
+                    raise CompareError(f"training {stage} failed (exit {code}); its output is in {log_path}")
             print(f"[{i}/{len(names)}] {name}: trained ({time.perf_counter() - t:.0f} s this session); scoring "
                   f"on '{args.split}'", flush=True)
             rows[name] = score_run(run_dirs[name], args, log_path, name)

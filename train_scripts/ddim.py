@@ -99,10 +99,9 @@ def check_latent(config):
     if not config["latent"]:
         raise I2IError("the latent preset diffuses an autoencoder's latents: give its run folder with --latent RUN "
                        "(train one with train_scripts/autoencoder.py)")
-    from train_scripts.autoencoder import autoencoder_config
-    from train_scripts.run_folder import RunFolder
+    from train_scripts.autoencoder import autoencoder_config, autoencoder_run
 
-    autoencoder = autoencoder_config(RunFolder(config["latent"]))
+    autoencoder = autoencoder_config(autoencoder_run(config["latent"]))
     if autoencoder["image_size"] != config["image_size"]:
         raise I2IError(f"the autoencoder of {config['latent']} was trained at {autoencoder['image_size']} px, this "
                        f"run is at --image-size {config['image_size']}")

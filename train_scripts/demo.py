@@ -101,6 +101,17 @@ def is_run(path):
     return os.path.isfile(os.path.join(path, "config.json"))
 
 
+def reconstructs_photos(path):
+    """True for the run of a model that translates no label maps (the autoencoder): folders of runs skip it."""
+    from train_scripts.config import spec_for
+
+    try:
+        with open(os.path.join(path, "config.json")) as f:
+            return spec_for(json.load(f)["model"]).reconstructs
+    except (OSError, ValueError, TypeError, KeyError, I2IError):  # a broken run: loading it reports the problem
+        return False
+
+
 def run_time(path):
     """When the run last changed: its weights' mtime (else its config's)."""
     for name in ("model.weights.h5", "config.json"):
@@ -117,7 +128,7 @@ def finished_runs(root):
     for folder, subfolders, _ in os.walk(root):
         if is_run(folder):
             subfolders[:] = []  # a run's own folders (backup/, samples/, ...) hold no runs
-            if RunFolder(folder).progress().get("finished"):
+            if RunFolder(folder).progress().get("finished") and not reconstructs_photos(folder):
                 found.append(folder)
         else:
             subfolders.sort()
@@ -134,7 +145,8 @@ def runs_of(path):
     from train_scripts.compare import MODELS
 
     order = list(MODELS)
-    subfolders = [os.path.join(path, n) for n in sorted(os.listdir(path)) if is_run(os.path.join(path, n))]
+    subfolders = [os.path.join(path, n) for n in sorted(os.listdir(path))
+                  if is_run(os.path.join(path, n)) and not reconstructs_photos(os.path.join(path, n))]
     return sorted(subfolders, key=lambda p: (order.index(os.path.basename(p)) if os.path.basename(p) in order
                                              else len(order), os.path.basename(p)))
 

@@ -48,7 +48,9 @@ def variant_of(spec, preset, config):
     Steps and logging intervals are not part of it (``train_steps`` is a column of its own).
     """
     base = {**COMMON_DEFAULTS, **spec.presets.get(preset, {})}
-    changed = [f"{k}={config[k]}" for k in sorted(config) if k not in BOOKKEEPING and base.get(k) != config[k]]
+    shown = {"latent": lambda path: os.path.basename(os.path.normpath(path))}  # the autoencoder run, by name
+    changed = [f"{k}={shown.get(k, str)(config[k])}" for k in sorted(config)
+               if k not in BOOKKEEPING and base.get(k) != config[k]]
     return " ".join([preset, *changed])
 
 
@@ -121,6 +123,12 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
                          batch_size=batch_size,
                          cache_dir=cache_dir if config["data"] != "synthetic" else None, real_ids=real_ids)
     steps, wall, commit = training_record(run)
+    if config.get("latent"):  # a latent DDIM's training includes its autoencoder's
+        from train_scripts.autoencoder import autoencoder_run
+
+        _, autoencoder_wall, autoencoder_commit = training_record(autoencoder_run(config["latent"]))
+        wall = round(wall + autoencoder_wall, 1)
+        commit = ",".join(sorted(set(commit.split(",")) | set(autoencoder_commit.split(","))))
     row = {
         "model": spec.name_of(config) if spec.name_of else spec.name,
         "variant": variant_of(spec, saved.get("preset", ""), config), "split": split,
