@@ -72,6 +72,10 @@ class ModelSpec:
     # config -> the model's name in results tables, where a config makes it another model (the DDIM's ddim-latent)
     name_of: Callable | None = None
 
+    def model_name(self, config):
+        """The model's name in results tables and messages for a run of ``config``."""
+        return self.name_of(config) if self.name_of else self.name
+
 
 def build_parser(spec):
     p = argparse.ArgumentParser(prog=f"python train_scripts/{spec.name}.py", description=spec.description,

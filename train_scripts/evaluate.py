@@ -130,7 +130,7 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
         wall = round(wall + autoencoder_wall, 1)
         commit = ",".join(sorted(set(commit.split(",")) | set(autoencoder_commit.split(","))))
     row = {
-        "model": spec.name_of(config) if spec.name_of else spec.name,
+        "model": spec.model_name(config),
         "variant": variant_of(spec, saved.get("preset", ""), config), "split": split,
         "train_steps": steps, "wall_time_s": wall, "commit": commit, "data": config["data"], "run_dir": run.path,
         **{k: scores.get(k) for k in COLUMNS if k in scores},

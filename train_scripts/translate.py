@@ -285,8 +285,7 @@ def main(argv=None):
         spec, config, model, run = load_run(args.run_dir, args.inference, args.seed)
         make_output_dir(args.out_dir)
         skipped = report_clashes(clashes)
-        name = spec.name_of(config) if spec.name_of else spec.name  # ddim-latent, not ddim
-        print(f"{name}: translating {len(paths)} label maps at {config['image_size']} px with {run.path}")
+        print(f"{spec.model_name(config)}: translating {len(paths)} label maps at {config['image_size']} px with {run.path}")
         with pixel_limit(args.max_pixels):
             written, unreadable = translate_folder(model, seeded_translate(spec, model, args.seed), paths,
                                                    args.out_dir, config["image_size"], args.batch_size, args.keep_size)
