@@ -116,8 +116,9 @@ def _committed_step(run, log_every):
 def test_killed_worker_resumes_with_the_same_command(tmp_path, tiny_facades, repo_dir):
     """kill -9 one worker after the first checkpoint: the launcher stops the other and fails; the same command
     resumes both workers from that checkpoint and ends with the weights of an uninterrupted 2-worker run."""
-    base = tiny_args("pix2pix", tiny_facades, steps=120, batch_size=4) + ["--log-every", "10", "--checkpoint-every",
-                                                                          "20", "--sample-every", "120"]
+    steps = 60
+    base = tiny_args("pix2pix", tiny_facades, steps=steps, batch_size=4) + ["--log-every", "10", "--checkpoint-every",
+                                                                            "20", "--sample-every", str(steps)]
     run, reference = tmp_path / "run", tmp_path / "reference"
     first = _launch(repo_dir, [*base, "--out", str(run)], tmp_path / "logs")
     line = first.stderr.readline()
@@ -132,7 +133,7 @@ def test_killed_worker_resumes_with_the_same_command(tmp_path, tiny_facades, rep
     while _committed_step(run, 10) < 20 and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     killed_at = _committed_step(run, 10)
-    assert first.poll() is None and 20 <= killed_at < 120, "the run ended before a worker could be killed"
+    assert first.poll() is None and 20 <= killed_at < steps, "the run ended before a worker could be killed"
     os.kill(pids[1], signal.SIGKILL)
     stderr = first.communicate(timeout=120)[1]
     assert first.returncode != 0 and "worker 1 failed" in stderr, stderr[-2000:]
@@ -148,7 +149,7 @@ def test_killed_worker_resumes_with_the_same_command(tmp_path, tiny_facades, rep
     assert len(sessions) == 2 and sessions[1]["status"] == "finished"  # the first was killed while "running"
     assert sessions[1]["start_step"] >= killed_at and sessions[1]["workers"] == 2
     with open(run / "log.csv") as f:
-        assert [int(float(row["step"])) for row in csv.DictReader(f)] == list(range(10, 130, 10))
+        assert [int(float(row["step"])) for row in csv.DictReader(f)] == list(range(10, steps + 10, 10))
     resumed, uninterrupted = read_weights(run / "model.weights.h5"), read_weights(reference / "model.weights.h5")
     for key in uninterrupted:
         np.testing.assert_allclose(resumed[key], uninterrupted[key], atol=1e-6, err_msg=key)
