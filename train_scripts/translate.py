@@ -285,7 +285,8 @@ def main(argv=None):
         spec, config, model, run = load_run(args.run_dir, args.inference, args.seed)
         make_output_dir(args.out_dir)
         skipped = report_clashes(clashes)
-        print(f"{spec.model_name(config)}: translating {len(paths)} label maps at {config['image_size']} px with {run.path}")
+        print(f"{spec.model_name(config)}: translating {len(paths)} label maps at {config['image_size']} px "
+              f"with {run.path}")
         with pixel_limit(args.max_pixels):
             written, unreadable = translate_folder(model, seeded_translate(spec, model, args.seed), paths,
                                                    args.out_dir, config["image_size"], args.batch_size, args.keep_size)
