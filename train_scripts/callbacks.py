@@ -240,6 +240,28 @@ class RunCheckpoint(keras.callbacks.Callback):
                 except OSError:
                     pass
 
+class KeepWeights(keras.callbacks.Callback):
+    """Every ``every_epochs`` epochs, a snapshot of the weights kept for good: ``<folder>/step_<N>.weights.h5``.
+
+    Keras's ``ModelCheckpoint`` counts batches from the start of each ``fit`` call, so after a resume its files
+    would no longer fall on the run's own steps; this one numbers them by the run's step.
+    """
+
+    def __init__(self, folder, every_epochs, steps_per_epoch):
+        super().__init__()
+        self.folder, self.every_epochs, self.steps_per_epoch = folder, every_epochs, steps_per_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_epochs and (epoch + 1) % self.every_epochs == 0:
+            step = (epoch + 1) * self.steps_per_epoch
+            atomic_save_weights(self.model, os.path.join(self.folder, snapshot_name(step)))
+
+
+def snapshot_name(step):
+    """The file name of the weights kept at ``step`` (see :class:`KeepWeights`)."""
+    return f"step_{step:07d}.weights.h5"
+
+
 class SampleGrid(keras.callbacks.Callback):
     """Every ``every_epochs`` epochs, translate fixed label maps and save label | truth | output rows (study Fig. 4).
 

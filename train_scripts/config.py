@@ -23,6 +23,8 @@ COMMON_KEYS = {
     "seed": "random seed (weights, data order, augmentation)",
     "log_every": "steps per logged row / Keras epoch",
     "checkpoint_every": "steps between checkpoints (multiple of log_every)",
+    "keep_every": "steps between weight snapshots kept for good in snapshots/step_<N>.weights.h5 (multiple of "
+                  "log_every; 0 = none): the generator at chosen steps of a long run, e.g. for test outputs",
     "sample_every": "steps between sample grids (multiple of log_every)",
     "val_split": "split for validation losses and sample grids",
     "val_images": "validation images used for the per-interval losses (0 = all)",
@@ -37,7 +39,7 @@ COMMON_KEYS = {
 
 # Common keys added after the first presets were written: their values when a preset (or the config.json of an
 # older run) does not name them.
-COMMON_DEFAULTS = {"mixed_precision": "none", "budget_minutes": 0.0}
+COMMON_DEFAULTS = {"mixed_precision": "none", "budget_minutes": 0.0, "keep_every": 0}
 
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 
@@ -92,7 +94,7 @@ def build_parser(spec):
                    help="multiworker: seconds to wait for every worker of TF_CONFIG before giving up (0: no limit)")
     types = {"image_size": int, "expand": int, "batch_size": int, "steps": int, "seed": int, "log_every": int,
              "checkpoint_every": int, "sample_every": int, "val_images": int, "steps_per_execution": int,
-             "budget_minutes": float}
+             "budget_minutes": float, "keep_every": int}
     for key, helptext in COMMON_KEYS.items():
         if key == "jit_compile":
             p.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None, help=helptext)
@@ -127,7 +129,7 @@ def resolve_config(spec, args):
 
 def check_config(config):
 
-    for key in ("checkpoint_every", "sample_every"):
+    for key in ("checkpoint_every", "sample_every", "keep_every"):
         if config[key] % config["log_every"]:
             raise I2IError(f"--{key.replace('_', '-')} {config[key]} must be a multiple of --log-every {config['log_every']}")
     if config["steps"] % config["log_every"]:

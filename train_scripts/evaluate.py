@@ -37,8 +37,8 @@ COLUMNS = ("model", "variant", "split", "resolution", "n_images", "psnr", "ssim"
            "data", "kid_subset_size", "run_dir")
 KEY = ("model", "variant", "data", "split", "resolution", "backbone")  # a table without backbone column: ""
 # settings that change how a run is logged or executed, not what it learns: left out of the variant name
-BOOKKEEPING = {"data", "steps", "log_every", "checkpoint_every", "sample_every", "val_split", "val_images",
-               "eval_split", "jit_compile", "steps_per_execution", "strategy", "fid_every", "fid_images", "fid_backbone"}
+BOOKKEEPING = {"data", "steps", "log_every", "checkpoint_every", "keep_every", "sample_every", "val_split",
+               "val_images", "eval_split", "jit_compile", "steps_per_execution", "strategy", "fid_every", "fid_images", "fid_backbone"}
 DEFAULT_RESULTS = os.path.join(REPO_ROOT, "results", "metrics.csv")
 
 

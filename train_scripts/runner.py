@@ -161,6 +161,7 @@ def prepare_training(spec, config, run, model, train_pairs, val_pairs, replicas=
         cb.GracefulInterrupt(checkpoint, log_every),
         budget,
         checkpoint,
+        cb.KeepWeights(run.file("snapshots"), config.get("keep_every", 0) // log_every, log_every),
         keras.callbacks.TensorBoard(run.file("tensorboard"), write_graph=False, update_freq="epoch"),
         cb.SampleGrid(run.file("samples"), sample_labels, sample_photos, lambda x: model.translate(x),
                       every_epochs=config["sample_every"] // log_every, steps_per_epoch=log_every,
