@@ -72,11 +72,12 @@ def load_autoencoder(run_dir):
 def autoencoder_run(path):
     """The RunFolder of the autoencoder a latent DDIM names (``--latent``): a relative path is taken from the current
     folder, else from the repository root (where compare.py and the README's commands run)."""
-    from train_scripts.config import REPO_ROOT
+    from train_scripts.config import workspace_root
     from train_scripts.run_folder import RunFolder
 
-    if not os.path.isabs(path) and not os.path.isdir(path) and os.path.isdir(os.path.join(REPO_ROOT, path)):
-        path = os.path.join(REPO_ROOT, path)
+    root = workspace_root()
+    if not os.path.isabs(path) and not os.path.isdir(path) and os.path.isdir(os.path.join(root, path)):
+        path = os.path.join(root, path)
     return RunFolder(path)
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data.errors import I2IError  # noqa: E402
-from train_scripts.config import REPO_ROOT  # noqa: E402
+from train_scripts.config import REPO_ROOT, workspace_root  # noqa: E402
 
 # comparison name -> (train script, flags that make the variant)
 MODELS = {
@@ -114,7 +114,7 @@ def run_streaming(cmd, log_path, prefix):
     with open(log_path, "a") as log:
         log.write(f"\n$ {shlex.join(cmd)}\n")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                cwd=REPO_ROOT)
+                                cwd=workspace_root())
         try:
             for line in proc.stdout:
                 log.write(line)
@@ -314,7 +314,7 @@ def build_parser():
     p.add_argument("--backbone", choices=BACKBONES, default=None, help="FID/KID backbone (default: best available)")
     p.add_argument("--samples", type=int, default=6, help="rows of the comparison figure")
     p.add_argument("--runs", default=None, help="folder of the runs (default runs/compare-<data>-<preset>[-...])")
-    p.add_argument("--out", default=os.path.join(REPO_ROOT, "results"), help="folder of the tables and figures")
+    p.add_argument("--out", default=os.path.join(workspace_root(), "results"), help="folder of the tables and figures")
     return p
 
 
@@ -335,7 +335,7 @@ def default_runs_dir(args):
         parts.append(f"batch{args.batch_size}")
     if args.seed is not None:
         parts.append(f"seed{args.seed}")
-    return os.path.join(REPO_ROOT, "runs", "-".join(parts))
+    return os.path.join(workspace_root(), "runs", "-".join(parts))
 
 
 def main(argv=None):

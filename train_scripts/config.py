@@ -11,7 +11,14 @@ from typing import Callable
 
 from data.errors import I2IError
 
+# the folder holding the packages: the repository in a source checkout, site-packages in an installed wheel
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def workspace_root():
+    """Where ``runs/`` and ``results/`` go by default: the repository in a source checkout (``pip install -e``), else
+    the current folder (an installed wheel must not write into site-packages)."""
+    return REPO_ROOT if os.path.exists(os.path.join(REPO_ROOT, "setup.cfg")) else os.getcwd()
 
 COMMON_KEYS = {
     "data": "synthetic | facades | PATH (pix2pix A|B, two-folder or Kaggle layout)",

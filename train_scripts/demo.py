@@ -67,8 +67,7 @@ DEFAULT_PORT = 8000
 DEFAULT_MAX_PIXELS = 4096 * 4096
 DEFAULT_MAX_BODY_MB = 32.0
 MAX_SAMPLING_STEPS = 1000
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAGE_DIR = os.path.join(REPO_ROOT, "train_scripts", "demo_page")
+PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_page")
 STATIC_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
                 "/index.html": ("index.html", "text/html; charset=utf-8"),
                 "/demo.js": ("demo.js", "text/javascript; charset=utf-8"),
@@ -667,12 +666,14 @@ def bind(app, port):
 # ------------------------------------------------------------------------------------------ command line
 
 def build_parser():
+    from train_scripts.config import workspace_root
+
     p = argparse.ArgumentParser(prog="python train_scripts/demo.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("runs", nargs="*", metavar="RUN_DIR",
                    help="run folders, or compare.py folders whose subfolders are runs (default: every finished run "
                         "under --runs-root, newest first)")
-    p.add_argument("--runs-root", default=os.path.join(REPO_ROOT, "runs"),
+    p.add_argument("--runs-root", default=os.path.join(workspace_root(), "runs"),
                    help="where runs are looked for when no RUN_DIR is given")
     p.add_argument("--port", type=int, default=None,
                    help=f"port on {HOST} (default: {DEFAULT_PORT}, or a free port if it is taken; 0: a free port)")

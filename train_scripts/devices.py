@@ -2,12 +2,15 @@
 strategy of ``--strategy`` (``--batch-size`` is the global batch; ``models.training.minimize`` scales gradients)."""
 
 import contextlib
+import os
 
 import keras
 import tensorflow as tf
 
 from train_scripts.cluster import join_cluster, read_tf_config
 from train_scripts.config import COMMON_DEFAULTS, STRATEGIES
+from train_scripts.run_folder import cpu_name
+
 
 @contextlib.contextmanager
 def precision_policy(config):
@@ -42,3 +45,13 @@ def make_strategy(name, cluster=None, cluster_timeout_s=300.0):
         join_cluster(cluster, cluster_timeout_s)
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+
+
+def describe_device():
+    """The device that trains, as the console says it at the start of a run: the GPUs TensorFlow sees, else the CPU.
+    (``sessions.jsonl`` records the same with every session.)"""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+        return f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''} ({', '.join(names)})"
+    return f"CPU ({cpu_name()}, {os.cpu_count()} logical cores; TensorFlow sees no GPU)"

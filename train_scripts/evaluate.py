@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pandas as pd  # noqa: E402
 
 from data.errors import I2IError  # noqa: E402
-from train_scripts.config import COMMON_DEFAULTS, REPO_ROOT, parse_inference_settings  # noqa: E402
+from train_scripts.config import COMMON_DEFAULTS, parse_inference_settings, workspace_root  # noqa: E402
 from train_scripts.run_folder import atomic_write_text  # noqa: E402
 
 COLUMNS = ("model", "variant", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean", "kid_std",
@@ -39,7 +39,7 @@ KEY = ("model", "variant", "data", "split", "resolution", "backbone")  # a table
 # settings that change how a run is logged or executed, not what it learns: left out of the variant name
 BOOKKEEPING = {"data", "steps", "log_every", "checkpoint_every", "keep_every", "sample_every", "val_split",
                "val_images", "eval_split", "jit_compile", "steps_per_execution", "strategy", "fid_every", "fid_images", "fid_backbone"}
-DEFAULT_RESULTS = os.path.join(REPO_ROOT, "results", "metrics.csv")
+DEFAULT_RESULTS = os.path.join(workspace_root(), "results", "metrics.csv")
 
 
 def variant_of(spec, preset, config):

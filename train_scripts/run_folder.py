@@ -29,13 +29,6 @@ def environment():
     commit = git("rev-parse", "HEAD") or "unknown"
     if git("status", "--porcelain", "--untracked-files=no"):
         commit += "+dirty"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-            cpu = names[0] if names else cpu
-    except OSError:
-        pass
     return {
         "commit": commit,
         "python": platform.python_version(),
@@ -43,13 +36,25 @@ def environment():
         "keras": keras.__version__,
         "numpy": numpy.__version__,
         "device": {
-            "cpu": cpu,
+            "cpu": cpu_name(),
             "cpu_count": os.cpu_count(),
             "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
             "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
         },
         "platform": platform.platform(),
     }
+
+
+def cpu_name():
+    """The processor's model name (Linux ``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        if names:
+            return names[0]
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 class RunFolder:

@@ -25,7 +25,7 @@ from data.sources import open_source
 from train_scripts import callbacks as cb
 from train_scripts.cluster import read_tf_config
 from train_scripts.config import build_parser, default_run_dir, print_config, resolve_config
-from train_scripts.devices import build_model, make_strategy, precision_policy
+from train_scripts.devices import build_model, describe_device, make_strategy, precision_policy
 from train_scripts.inference import load_trained, quick_scores
 from train_scripts.run_folder import RunFolder, atomic_save_weights, environment, read_log, truncate_log
 
@@ -59,6 +59,8 @@ def train(spec, config, run, verbose=1, strategy=None, strategy_name="default", 
     source, train_pairs, val_pairs = load_data(config)
     print(f"data: {len(train_pairs)} training pairs, {len(val_pairs)} validation pairs "
           f"({config['data']}, {config['image_size']} px)")
+    precision = config.get("mixed_precision", "none")
+    print(f"device: {describe_device()}, precision {'float32' if precision == 'none' else precision}")
     if replicas > 1:
         workers = f" on {cluster.size} workers" if cluster else ""
         print(f"strategy: {strategy_name}, {replicas} replicas{workers}, {config['batch_size'] // replicas} images "
