@@ -132,6 +132,12 @@ class KLAutoencoder(LossTracking, keras.Model):
     def call(self, photos, training=False):
         return self.translate(photos)
 
+    def translating_weights(self):
+        """The variables ``translate`` uses, by network (what ``export.py`` saves): encoder, decoder and the latent
+        variance behind ``latent_scale`` (not the LPIPS network or the latent mean, which only training uses)."""
+        return {"encoder": self.encoder.weights, "decoder": self.decoder.weights,
+                "latent_variance": [self.latent_variance]}
+
     def encode(self, photos):
         """Photos in [-1, 1] -> the posterior means, multiplied by ``latent_scale`` (the diffusion model's input)."""
         mean, _ = self.encoder(tf.convert_to_tensor(photos, tf.float32), training=False)

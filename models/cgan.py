@@ -59,6 +59,11 @@ class CGAN(LossTracking, keras.Model):
         """z ~ N(0, I), one ``noise_dim`` vector per label map."""
         return keras.random.normal((ops.shape(labels)[0], self.noise_dim), seed=seed)
 
+    def translating_weights(self):
+        """The variables ``translate`` uses, by network (what ``export.py`` saves): the generator (its
+        noise comes from ``eval_seed_generator``, whose state is not a weight)."""
+        return {"generator": self.generator.weights}
+
     def translate(self, labels, noise=None):
         """Label maps in [-1, 1] -> photos in [-1, 1], with fresh noise unless ``noise`` is given."""
         labels = ops.convert_to_tensor(labels, "float32")

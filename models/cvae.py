@@ -88,6 +88,11 @@ class CVAE(LossTracking, keras.Model):
         return self.decoder([ops.convert_to_tensor(z, "float32"), ops.convert_to_tensor(labels, "float32")],
                             training=False)
 
+    def translating_weights(self):
+        """The variables ``translate`` uses, by network (what ``export.py`` saves): the decoder p(photo |
+        z, label) (the encoder q(z | photo, label) is for training only)."""
+        return {"decoder": self.decoder.weights}
+
     def translate(self, labels, sample=None):
         """Label maps in [-1, 1] -> photos in [-1, 1]; z ~ N(0, I) if ``sample`` (default: the configured
         ``sample_at_test``, True), else z = 0."""

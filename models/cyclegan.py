@@ -200,6 +200,11 @@ class CycleGAN(LossTracking, keras.Model):
     def call(self, labels, training=False):
         return self.g_ab(labels, training=training)
 
+    def translating_weights(self):
+        """The variables ``translate`` uses, by network (what ``export.py`` saves): G: A -> B (G: B -> A and
+        both discriminators are for training only)."""
+        return {"g_ab": self.g_ab.weights}
+
     def translate(self, labels):
         """Label maps in [-1, 1] -> photos in [-1, 1] (G: A -> B)."""
         return self.g_ab(labels, training=False)

@@ -104,6 +104,11 @@ class Pix2Pix(LossTracking, keras.Model):
     def call(self, labels, training=False):
         return self.generator(labels, training=training)
 
+    def translating_weights(self):
+        """The variables ``translate`` uses, by network (what ``export.py`` saves): the generator (the
+        discriminator is for training only)."""
+        return {"generator": self.generator.weights}
+
     def translate(self, labels, dropout=None):
         """Label maps in [-1, 1] -> photos in [-1, 1]; dropout on (as in the pix2pix paper) if asked or configured."""
         return self.generator(labels, training=self.dropout_at_test if dropout is None else dropout)

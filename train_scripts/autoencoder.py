@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data.errors import I2IError  # noqa: E402
 from train_scripts.config import PRESET_DEFAULTS, ModelSpec, widths_list  # noqa: E402
+from train_scripts.run_folder import EXPORT_MANIFEST  # noqa: E402
 from train_scripts.runner import main  # noqa: E402
 
 COMMON = dict(PRESET_DEFAULTS, latent_channels=4, block_depth=1, kl_weight=1e-6, lpips_weight=1.0, beta_1=0.5,
@@ -51,16 +52,21 @@ def build(config):
     return model
 
 
-def load_autoencoder(run_dir):
-    """The trained autoencoder of ``run_dir`` (no LPIPS network, which only training needs), for the latent DDIM."""
+def untrained_autoencoder(config):
+    """The autoencoder of ``config`` without the LPIPS network, which only training needs (to load weights into)."""
     from models.autoencoder import KLAutoencoder
 
+    return KLAutoencoder(image_size=config["image_size"], widths=config["widths"],
+                         latent_channels=config["latent_channels"], block_depth=config["block_depth"],
+                         lpips_weight=0.0)
+
+
+def load_autoencoder(run_dir):
+    """The trained autoencoder of ``run_dir`` (no LPIPS network, which only training needs), for the latent DDIM."""
     run = autoencoder_run(run_dir)
     config = autoencoder_config(run)
     weights = run.file("model.weights.h5")
-    model = KLAutoencoder(image_size=config["image_size"], widths=config["widths"],
-                          latent_channels=config["latent_channels"], block_depth=config["block_depth"],
-                          lpips_weight=0.0)
+    model = untrained_autoencoder(config)
     try:
         model.load_weights(weights)
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -87,6 +93,9 @@ def autoencoder_config(run):
         raise I2IError(f"{run.path}: no such autoencoder run folder")
     if not os.path.exists(run.config_path):
         raise I2IError(f"{run.path}: not a run folder (no config.json)")
+    if os.path.exists(run.file(EXPORT_MANIFEST)):
+        raise I2IError(f"{run.path} is an exported model ({EXPORT_MANIFEST}); --latent needs the autoencoder's run "
+                       "folder (its config.json and model.weights.h5)")
     saved = run.read_config()
     if not isinstance(saved, dict) or saved.get("model") != SPEC.name or not isinstance(saved.get("config"), dict):
         model = saved.get("model", "unknown") if isinstance(saved, dict) else "unknown"

@@ -3,6 +3,7 @@
     python train_scripts/demo.py                                   # every finished run under runs/, newest first
     python train_scripts/demo.py runs/compare-synthetic-quick      # the runs of one compare.py folder
     python train_scripts/demo.py runs/pix2pix-quick runs/ddim-quick --port 8080
+    python train_scripts/demo.py EXPORT_DIR                        # an exported model (export.py), as a run
 
 Starts a web server on 127.0.0.1 only (``--port``, default 8000, or a free port when 8000 is taken; ``--port 0``:
 always a free port) and prints its address. The page (``train_scripts/demo_page/``: plain HTML/JS/CSS served by this
@@ -120,14 +121,17 @@ def run_time(path):
 
 
 def finished_runs(root):
-    """Every finished run folder under ``root`` (``RunFolder.progress()["finished"]``), newest first."""
+    """Every finished run folder (``RunFolder.progress()["finished"]``) and exported model under ``root``, newest
+    first."""
+    from train_scripts.export_folder import ExportFolder, is_export
     from train_scripts.run_folder import RunFolder
 
     found = []
     for folder, subfolders, _ in os.walk(root):
         if is_run(folder):
             subfolders[:] = []  # a run's own folders (backup/, samples/, ...) hold no runs
-            if RunFolder(folder).progress().get("finished") and not reconstructs_photos(folder):
+            progress = ExportFolder(folder).progress if is_export(folder) else RunFolder(folder).progress
+            if progress().get("finished") and not reconstructs_photos(folder):
                 found.append(folder)
         else:
             subfolders.sort()
@@ -671,8 +675,8 @@ def build_parser():
     p = argparse.ArgumentParser(prog="python train_scripts/demo.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("runs", nargs="*", metavar="RUN_DIR",
-                   help="run folders, or compare.py folders whose subfolders are runs (default: every finished run "
-                        "under --runs-root, newest first)")
+                   help="run folders or exported models (export.py), or compare.py folders whose subfolders are runs "
+                        "(default: every finished run and exported model under --runs-root, newest first)")
     p.add_argument("--runs-root", default=os.path.join(workspace_root(), "runs"),
                    help="where runs are looked for when no RUN_DIR is given")
     p.add_argument("--port", type=int, default=None,

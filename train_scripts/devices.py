@@ -24,10 +24,10 @@ def precision_policy(config):
         keras.mixed_precision.set_dtype_policy(previous)
 
 
-def build_model(spec, config, strategy=None):
-    """``spec.build(config)`` under the config's precision policy and inside ``strategy.scope()``."""
+def build_model(spec, config, strategy=None, **build_args):
+    """``spec.build(config, **build_args)`` under the config's precision policy and inside ``strategy.scope()``."""
     with precision_policy(config), (strategy or tf.distribute.get_strategy()).scope():
-        return spec.build(config)
+        return spec.build(config, **build_args)
 
 
 def make_strategy(name, cluster=None, cluster_timeout_s=300.0):

@@ -1,4 +1,5 @@
-"""Score a trained run on a split with the full metric suite and record it in results/metrics.csv.
+"""Score a trained run (or an exported model, ``export.py``) on a split with the full metric suite and record it in
+results/metrics.csv.
 
     python train_scripts/evaluate.py RUN_DIR [--split test] [--metrics psnr,ssim,fid,kid,lpips]
                                              [--backbone inception|fid-inception|alexnet]
@@ -54,15 +55,36 @@ def variant_of(spec, preset, config):
     return " ".join([preset, *changed])
 
 
-def training_record(run):
-    """(steps trained, training wall time in s, commit that trained it) from the run's sessions."""
+def training_record(run, step=None):
+    """(steps trained, training wall time in s, commit that trained it) from the run's sessions; up to ``step`` (a
+    snapshot's): its wall time from ``log.csv``, the commits of the sessions that trained before it."""
+    from train_scripts.run_folder import read_log
+
     sessions = run.sessions()
     if not sessions:
-        return 0, 0.0, "unknown"
-    steps = max((s.get("end_step") or s.get("start_step") or 0) for s in sessions)
-    wall = sum(float(s.get("wall_time_s") or 0.0) for s in sessions)
+        return step or 0, 0.0, "unknown"
+    if step is None:
+        steps = max((s.get("end_step") or s.get("start_step") or 0) for s in sessions)
+        wall = sum(float(s.get("wall_time_s") or 0.0) for s in sessions)
+    else:
+        sessions = [s for s in sessions if (s.get("start_step") or 0) < step] or sessions[:1]
+        rows = [r for r in read_log(run.file("log.csv")) if r.get("step") == step]
+        steps, wall = step, rows[-1]["wall_time_s"] if rows and not math.isnan(rows[-1]["wall_time_s"]) else math.nan
     commits = sorted({s.get("commit", "unknown") for s in sessions})
     return steps, round(wall, 1), ",".join(c[:12] + ("+dirty" if c.endswith("+dirty") else "") for c in commits)
+
+
+def run_training_record(run, config, step=None):
+    """:func:`training_record`, with a latent DDIM's autoencoder's wall time and commits added (its training is part
+    of the model's)."""
+    steps, wall, commit = training_record(run, step)
+    if config.get("latent"):
+        from train_scripts.autoencoder import autoencoder_run
+
+        _, autoencoder_wall, autoencoder_commit = training_record(autoencoder_run(config["latent"]))
+        wall = round(wall + autoencoder_wall, 1)
+        commit = ",".join(sorted(set(commit.split(",")) | set(autoencoder_commit.split(","))))
+    return steps, wall, commit
 
 
 def save_outputs(folder, images, names):
@@ -94,6 +116,7 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
     from data.sources import open_source
     from metrics.score import parse_metrics, score_pairs
     from metrics.weights import keras_cache_dir
+    from train_scripts.export_folder import ExportFolder
     from train_scripts.inference import load_trained, translate_split  # TensorFlow: imported when scoring
 
     spec, config, model, run = load_trained(run_dir, inference)
@@ -122,13 +145,8 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
     scores = score_pairs(batches(fakes), batches(pairs.photos), metrics, backbone, weights_path=weights_path,
                          batch_size=batch_size,
                          cache_dir=cache_dir if config["data"] != "synthetic" else None, real_ids=real_ids)
-    steps, wall, commit = training_record(run)
-    if config.get("latent"):  # a latent DDIM's training includes its autoencoder's
-        from train_scripts.autoencoder import autoencoder_run
-
-        _, autoencoder_wall, autoencoder_commit = training_record(autoencoder_run(config["latent"]))
-        wall = round(wall + autoencoder_wall, 1)
-        commit = ",".join(sorted(set(commit.split(",")) | set(autoencoder_commit.split(","))))
+    # an exported model: the record its export took from its run (a latent DDIM's with its autoencoder's)
+    steps, wall, commit = run.training_record() if isinstance(run, ExportFolder) else run_training_record(run, config)
     row = {
         "model": spec.model_name(config),
         "variant": variant_of(spec, saved.get("preset", ""), config), "split": split,
@@ -199,7 +217,7 @@ def build_parser():
 
     p = argparse.ArgumentParser(prog="python train_scripts/evaluate.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("run_dir", help="run folder made by a train script")
+    p.add_argument("run_dir", help="run folder made by a train script, or an exported model (export.py)")
     p.add_argument("--split", default="test", help="split to score (the facades have train/val/test)")
     p.add_argument("--metrics", default=",".join(ALL_METRICS), help="comma-separated subset")
     p.add_argument("--backbone", choices=BACKBONES, default=None,

@@ -1,5 +1,6 @@
-"""Using a trained run: rebuild its model from ``config.json`` and its latest weights, translate a split, and the
-quick PSNR/SSIM a train script prints when it ends (``evaluate.py`` scores the full metric suite)."""
+"""Using a trained run or an exported model: rebuild its model from ``config.json`` and load its latest (or exported)
+weights, translate a split, and the quick PSNR/SSIM a train script prints when it ends (``evaluate.py`` scores the
+full metric suite)."""
 
 import json
 import os
@@ -11,22 +12,27 @@ from data.errors import I2IError, LayoutError
 from data.pipeline import eval_dataset, to_uint8
 from metrics.image_quality import psnr, ssim
 from train_scripts.config import COMMON_DEFAULTS, parse_inference_settings, spec_for
-from train_scripts.devices import build_model
+from train_scripts.devices import build_model, precision_policy
+from train_scripts.export_folder import ExportFolder, is_export
 from train_scripts.run_folder import RunFolder
 
-def load_trained(run_dir, inference=None, seed=None):
+def load_trained(run_dir, inference=None, seed=None, weights=None):
     """Rebuild a run's model from its config and load its latest weights: (spec, config, model, run).
 
+    ``run_dir`` may also be an exported model (``export.py``; ``run`` is then its :class:`ExportFolder`).
     ``inference``: ``KEY=VALUE`` strings changing test-time settings only (see :func:`parse_inference_settings`).
     ``seed``: the random seed of test-time noise (CVAE z, cGAN noise, dropout at test); default the run's own.
+    ``weights``: a weights file of the run to load instead of ``model.weights.h5`` (a snapshot of ``--keep-every``).
     """
+    if is_export(run_dir):
+        return load_export(run_dir, inference, seed)
     run = RunFolder(run_dir)
     saved = run.read_config()
     if not isinstance(saved, dict) or "model" not in saved or not isinstance(saved.get("config"), dict):
         raise I2IError(f"{run.config_path}: not the config of a run (no 'model' and 'config' entries)")
     spec = spec_for(saved["model"])
     config = {**COMMON_DEFAULTS, **saved["config"], **parse_inference_settings(spec, inference)}
-    weights = run.file("model.weights.h5")
+    weights = weights or run.file("model.weights.h5")
     if not os.path.exists(weights):
         raise I2IError(f"{weights}: missing (the run has not reached its first checkpoint, or the file was removed)")
     # stochastic translate (CVAE z, dropout) gives the same outputs each time: its seed generators start from this
@@ -40,6 +46,46 @@ def load_trained(run_dir, inference=None, seed=None):
             f"weights of another model or resolution than {run.config_path} describes "
             f"({saved['model']} at {config.get('image_size')} px)") from None
     return spec, config, model, run
+
+
+def load_export(path, inference=None, seed=None):
+    """:func:`load_trained` of an exported model: the model rebuilt from its ``config.json`` as its run's is, and
+    the exported weights (each file checked against ``export.json``) loaded into the networks that translate."""
+    from train_scripts.autoencoder import untrained_autoencoder  # a train script, which imports this module
+
+    folder = ExportFolder(path)
+    manifest, saved = folder.manifest(), folder.read_config()
+    spec = spec_for(saved["model"])
+    config = {**COMMON_DEFAULTS, **saved["config"], **parse_inference_settings(spec, inference)}
+    keras.utils.set_random_seed(config["seed"] if seed is None else seed)  # as load_trained: the same test-time noise
+    if spec.name == "autoencoder":  # its LPIPS network is for training only
+        with precision_policy(config):
+            model = untrained_autoencoder(config)
+    elif config.get("latent"):  # the latent DDIM's autoencoder comes from the export, not from its run folder
+        if "autoencoder" not in manifest:
+            raise I2IError(f"{folder.manifest_path}: a latent DDIM's export must hold its autoencoder's config")
+        with precision_policy(config):
+            autoencoder = untrained_autoencoder(manifest["autoencoder"]["config"])
+        model = build_model(spec, config, autoencoder=autoencoder)
+    else:
+        model = build_model(spec, config)
+    networks = model.translating_weights()
+    if sorted(networks) != folder.networks():
+        raise I2IError(f"{folder.manifest_path} holds the networks {', '.join(folder.networks())}, but a "
+                       f"{spec.model_name(config)} of {folder.config_path} translates with "
+                       f"{', '.join(sorted(networks))}")
+    for network, variables in networks.items():
+        arrays = folder.read_weights(network)
+        path = folder.file(manifest["files"][network]["file"])
+        shapes = [tuple(v.shape) for v in variables]
+        if len(arrays) != len(variables) or any(a.shape != shape for a, shape in zip(arrays, shapes)):
+            raise I2IError(f"{path}: its arrays do not fit the {network} of {folder.config_path} "
+                           f"({len(arrays)} arrays, the network has {len(variables)} variables"
+                           f"{'' if len(arrays) != len(variables) else ' of other shapes'}): the weights belong to "
+                           f"another config")
+        for variable, array in zip(variables, arrays):
+            variable.assign(array.astype(variable.dtype))
+    return spec, config, model, folder
 
 
 def translate_split(model, pairs, batch_size=8, translate=None, reconstruct=False):

@@ -13,6 +13,8 @@ import tempfile
 from data.errors import I2IError
 from train_scripts.config import COMMON_DEFAULTS, REPO_ROOT
 
+# The manifest that marks a folder as an exported model (``train_scripts/export.py``), not a run to train.
+EXPORT_MANIFEST = "export.json"
 
 def environment():
     """Commit, library versions and device, recorded with every session of a run."""
@@ -82,6 +84,10 @@ class RunFolder:
 
     def open(self, model, preset, config):
         """Create the folder, or check that it holds a run of this model with this config and can be written."""
+        if os.path.exists(self.file(EXPORT_MANIFEST)):
+            raise I2IError(f"{self.path} is an exported model ({EXPORT_MANIFEST}: the weights that translate, without "
+                           f"the optimizer state or resume backup), not a run folder: it cannot be trained or "
+                           f"resumed; train into another folder with --out")
         if os.path.exists(self.config_path):
             saved = self.read_config()
             if saved.get("model") != model:

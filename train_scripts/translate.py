@@ -1,6 +1,7 @@
 """Translate a folder of your own label maps with a trained run: one PNG per label map.
 
     python train_scripts/translate.py RUN_DIR INPUT_DIR OUT_DIR [--keep-size] [--batch-size 16]
+    python train_scripts/translate.py EXPORT_DIR labels/ photos/           # an exported model (export.py), the same
     python train_scripts/translate.py DDIM_RUN labels/ photos/ --seed 3 --set sampling_steps=50   # another draw
     python train_scripts/translate.py PIX2PIX_RUN labels/ photos/ --set dropout_at_test=true --seed 1
 
@@ -38,6 +39,7 @@ from PIL import Image  # noqa: E402
 from data.errors import I2IError, ImageError  # noqa: E402
 from data.images import read_image  # noqa: E402
 from data.sources import PairArrays, resize  # noqa: E402
+from train_scripts.export_folder import ExportFolder  # noqa: E402
 
 log = logging.getLogger("i2i")
 
@@ -217,7 +219,7 @@ def report(n_translated, skipped, out_dir):
 def build_parser():
     p = argparse.ArgumentParser(prog="python train_scripts/translate.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("run_dir", help="run folder made by a train script")
+    p.add_argument("run_dir", help="run folder made by a train script, or an exported model (export.py)")
     p.add_argument("input_dir", help="folder of label maps (image files; subfolders are not read)")
     p.add_argument("out_dir", help="folder for the outputs, <stem>.png each (created if missing)")
     p.add_argument("--keep-size", action="store_true",
@@ -255,8 +257,11 @@ def load_run(run_dir, settings, seed=None):
 
     spec, config, model, run = load_trained(run_dir, settings, seed=seed)
     if spec.reconstructs:
-        raise I2IError(f"{run.path} is a run of the {spec.name}, which reconstructs photos and translates no label "
-                       f"maps; train a latent DDIM on it: python train_scripts/ddim.py --latent {run.path} ...")
+        what = "an export" if isinstance(run, ExportFolder) else "a run"
+        how = ("" if isinstance(run, ExportFolder) else
+               f"; train a latent DDIM on it: python train_scripts/ddim.py --latent {run.path} ...")
+        raise I2IError(f"{run.path} is {what} of the {spec.name}, which reconstructs photos and translates no label "
+                       f"maps{how}")
     if not run.progress().get("finished"):
         print(f"warning: {run.path} has not finished training; translating with its latest checkpoint")
     return spec, config, model, run

@@ -27,6 +27,13 @@ class LatentDiffusionModel(DiffusionModel):
         self.autoencoder.trainable = False
         self.photo_size = autoencoder.image_size
 
+    def translating_weights(self):
+        """The EMA network, and the autoencoder's decoder and latent scale that ``decode_samples`` uses (its
+        encoder is for training only)."""
+        decoding = self.autoencoder.translating_weights()
+        return {**super().translating_weights(), "autoencoder_decoder": decoding["decoder"],
+                "autoencoder_latent_variance": decoding["latent_variance"]}
+
     def conditions(self, labels):
         """Label maps at the photo size -> area-resized to the latent size (each latent pixel's mean colour)."""
         return tf.image.resize(labels, (self.image_size, self.image_size), method="area")

@@ -250,6 +250,11 @@ class DiffusionModel(LossTracking, keras.Model):
 
 
     # ------------------------------------------------------------------------------------------ sampling
+    def translating_weights(self):
+        """The variables ``translate`` uses, by network (what ``export.py`` saves): the EMA network the samplers
+        call (the trained network is for training only)."""
+        return {"ema_network": self.ema_network.weights}
+
     def translate(self, labels, steps=None, eta=None, guidance=None, sampler=None, seed=None):
         """Label maps in [-1, 1] -> photos in [-1, 1], sampled with the EMA weights from a fixed seed.
 
