@@ -10,6 +10,8 @@ below are loaded from their modules on first use (PEP 562), and no network is bu
 - ``fid_from_features``, ``kid_from_features``, ``frechet_distance``, ``feature_statistics``: eq. 26-32,
   ``metrics.distances``.
 - ``score_pairs``, ``split_pairs``, ``ALL_METRICS``: everything in one streaming pass, ``metrics.score``.
+- ``compare_folders``: two models' outputs of the same label maps, paired bootstrap and permutation test,
+  ``metrics.comparison`` (bootstrap and permutation helpers: ``metrics.intervals``).
 - ``find_weights``, ``WeightsError``: pretrained weight lookup, ``metrics.weights``;
   ``load_torch_state_dict``: PyTorch .pth reader, ``metrics.torch_pickle``.
 """
@@ -31,6 +33,7 @@ _EXPORTS = {
     "score_pairs": "metrics.score",
     "split_pairs": "metrics.score",
     "ALL_METRICS": "metrics.score",
+    "compare_folders": "metrics.comparison",
     "find_weights": "metrics.weights",
     "WeightsError": "metrics.weights",
     "load_torch_state_dict": "metrics.torch_pickle",

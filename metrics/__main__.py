@@ -1,8 +1,14 @@
-"""``python -m metrics DIR_A DIR_B``: score two folders of same-named images.
+"""``python -m metrics DIR_A DIR_B``: score two folders of same-named images; ``python -m metrics compare GEN_A
+GEN_B REF_DIR``: compare two models' outputs of the same label maps.
 
 DIR_A holds the generated images, DIR_B the references. Images are paired by file name without extension
 (``001.png`` with ``001.jpg``); names found in only one folder are an error. Paired metrics (PSNR, SSIM, LPIPS)
-are computed per pair and averaged; FID and KID over the two sets. Prints a table, or JSON with ``--json``.
+are computed per pair and averaged; FID and KID over the two sets. Every score has a 95 % bootstrap interval over
+the images (``--resamples``, default 1000; 0: none). Prints a table, or JSON with ``--json``.
+
+``compare`` (:mod:`metrics.comparison`) reports per metric A, B, A - B with its paired-bootstrap interval, a p-value
+and the share of images on which A is better. A generated folder literally named ``compare`` is still scored by
+``python -m metrics compare REF_DIR`` (two folders: the scoring command), or ``python -m metrics ./compare ...``.
 
 Default backbone for FID/KID: ``fid-inception`` if its weights are on this machine (comparable with published
 FID), else ``inception``, else ``alexnet`` (LPIPS AlexNet features: works offline, not comparable with published
@@ -16,92 +22,83 @@ import os
 import sys
 
 from data.errors import I2IError
-from data.images import is_image_file, read_image
-
 from metrics.backbones import BACKBONES, DEFAULT_BATCH_SIZE
-from metrics.score import ALL_METRICS, ImagePairError
+from metrics.folders import pair_batches, pair_images, reference_ids
+from metrics.intervals import DEFAULT_PERMUTATIONS, DEFAULT_RESAMPLES, DEFAULT_SEED
+from metrics.score import ALL_METRICS
+
+COMMAND = "compare"
+LABELS = {"psnr": ("PSNR", " dB", 4), "ssim": ("SSIM", "", 4), "lpips": ("LPIPS", "", 4), "fid": ("FID", "", 4),
+          "kid": ("KID", "", 6)}
 
 
-def list_images(folder):
-    """Image files of a folder (not recursive) as {stem: path}; duplicate stems are an error."""
-    if not os.path.isdir(folder):
-        raise I2IError(f"{folder}: not a folder")
-    found = {}
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        if not (is_image_file(name) and os.path.isfile(path)):
-            continue
-        stem = os.path.splitext(name)[0]
-        if stem in found:
-            raise I2IError(f"{folder}: two images named {stem!r} ({os.path.basename(found[stem])} and {name})")
-        found[stem] = path
-    if not found:
-        raise I2IError(f"{folder}: no image files")
-    return found
-
-
-def pair_images(dir_a, dir_b):
-    """[(stem, path_a, path_b)] sorted by name; names in only one folder raise I2IError listing them."""
-    a, b = list_images(dir_a), list_images(dir_b)
-    only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
-    if only_a or only_b:
-        def show(names):
-            return ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-        parts = [f"{len(only_a)} only in {dir_a}: {show(only_a)}" if only_a else "",
-                 f"{len(only_b)} only in {dir_b}: {show(only_b)}" if only_b else ""]
-        raise I2IError("images are paired by file name, and some names have no partner: "
-                       + "; ".join(p for p in parts if p))
-    return [(stem, a[stem], b[stem]) for stem in sorted(a)]
-
-
-def pair_batches(pairs, batch_size):
-    """Yield (generated, reference) uint8 batches of up to ``batch_size`` pairs of one image size."""
-    import numpy as np
-
-    batch_a, batch_b = [], []
-    for _, path_a, path_b in pairs:
-        img_a, img_b = read_image(path_a), read_image(path_b)
-        if img_a.shape != img_b.shape:
-            raise ImagePairError(f"{path_a} is {img_a.shape[1]}x{img_a.shape[0]} px but {path_b} is "
-                                 f"{img_b.shape[1]}x{img_b.shape[0]} px; paired images must have the same size")
-        if batch_a and (img_a.shape != batch_a[0].shape or len(batch_a) == batch_size):
-            yield np.stack(batch_a), np.stack(batch_b)
-            batch_a, batch_b = [], []
-        batch_a.append(img_a)
-        batch_b.append(img_b)
-    if batch_a:
-        yield np.stack(batch_a), np.stack(batch_b)
+def with_interval(value, lo, hi, digits=4, sign=""):
+    """``value [lo, hi]`` (just the value when there is no interval)."""
+    text = f"{value:{sign}.{digits}f}"
+    return text if lo is None else f"{text} [{lo:{sign}.{digits}f}, {hi:{sign}.{digits}f}]"
 
 
 def format_table(result, backbone, dir_a, dir_b):
-    """The human-readable table of a score_pairs result."""
+    """The human-readable table of a score_pairs result: ``value [lo, hi]`` per metric."""
     from metrics.backbones import describe_backbone
 
     lines = [f"generated: {dir_a}", f"reference: {dir_b}",
-             f"{result['n_images']} image pairs, {result['resolution']} px", "", f"{'metric':<8} value"]
+             f"{result['n_images']} image pairs, {result['resolution']} px", ""]
+    resamples = result.get("n_resamples")
+    lines.append(f"{'metric':<8} value" + (" [95 % interval]" if resamples else ""))
+
+    def row(metric, value, note=""):
+        name, unit, digits = LABELS[metric]
+        text = with_interval(value, result.get(f"{metric}_lo"), result.get(f"{metric}_hi"), digits)
+        lines.append(f"{name:<8} {text}{unit}{note}")
+
     if result["psnr"] is not None:
-        lines.append(f"{'PSNR':<8} {result['psnr']:.4f} dB")
+        row("psnr", result["psnr"])
     if result["ssim"] is not None:
-        lines.append(f"{'SSIM':<8} {result['ssim']:.4f}")
+        row("ssim", result["ssim"])
     if result["lpips"] is not None:
-        lines.append(f"{'LPIPS':<8} {result['lpips']:.4f}   (AlexNet, v0.1)")
+        row("lpips", result["lpips"], "   (AlexNet, v0.1)")
     if result["fid"] is not None:
-        lines.append(f"{'FID':<8} {result['fid']:.4f}")
+        row("fid", result["fid"])
     if result["kid_mean"] is not None:
-        lines.append(f"{'KID':<8} {result['kid_mean']:.6f} ± {result['kid_std']:.6f}   "
-                     f"(subsets of {result['kid_subset_size']})")
+        row("kid", result["kid_mean"], f"   (std over subsets {result['kid_std']:.6f}, subsets of "
+                                       f"{result['kid_subset_size']})")
+    if backbone is not None:
+        lines.append(f"FID/KID backbone: {describe_backbone(backbone)}")
+    if resamples:
+        lines.append(f"intervals: percentile bootstrap over the {result['n_images']} images, {resamples} resamples, "
+                     f"seed {result['interval_seed']} (the choice of test images; not training or sampling noise)")
+    return "\n".join(lines)
+
+
+def format_comparison(result, backbone, gen_a, gen_b, ref_dir):
+    """The human-readable table of a compare_folders result."""
+    from metrics.backbones import describe_backbone
+
+    lines = [f"A:         {gen_a}", f"B:         {gen_b}", f"reference: {ref_dir}",
+             f"{result['n_images']} images, {result['resolution']} px; paired bootstrap over images: "
+             f"{result['n_resamples']} resamples, seed {result['seed']}", "",
+             f"{'metric':<11}{'A':>11}{'B':>11}{'A - B':>11}  {'95 % interval of A - B':<26}{'p':>8}  A better on"]
+    for metric, (name, unit, digits) in LABELS.items():
+        entry = result.get(metric)
+        if entry is None:
+            continue
+        name = name + (f" ({unit.strip()})" if unit else "")
+        interval = "" if entry["lo"] is None else f"[{entry['lo']:+.{digits}f}, {entry['hi']:+.{digits}f}]"
+        p = "" if entry["p"] is None else f"{entry['p']:.4f}"
+        better = "" if entry["a_better"] is None else f"{100 * entry['a_better']:.1f} % of images"
+        lines.append(f"{name:<11}{entry['a']:>11.{digits}f}{entry['b']:>11.{digits}f}{entry['diff']:>+11.{digits}f}  "
+                     f"{interval:<26}{p:>8}  {better}")
+    lines.append("higher is better for PSNR and SSIM, lower for LPIPS, FID and KID; p is two-sided: a sign-flip "
+                 f"permutation test ({result['n_permutations']} flips, or all when fewer) for PSNR, SSIM, LPIPS, "
+                 "the paired bootstrap for FID, KID")
     if backbone is not None:
         lines.append(f"FID/KID backbone: {describe_backbone(backbone)}")
     return "\n".join(lines)
 
 
-def build_parser():
-    p = argparse.ArgumentParser(prog="python -m metrics",
-                                description="Score the generated images in DIR_A against the same-named references "
-                                            "in DIR_B: PSNR, SSIM, LPIPS per pair (averaged), FID and KID over "
-                                            "the sets. Images are paired by file name without extension.")
-    p.add_argument("dir_a", help="folder of generated images")
-    p.add_argument("dir_b", help="folder of reference images (same file names)")
+def add_common_options(p):
+    """The options of both commands (the same set, so that ``compare REF_DIR`` parses as either)."""
     p.add_argument("--metrics", default=",".join(ALL_METRICS), help="comma-separated subset of %(default)s")
     p.add_argument("--backbone", choices=BACKBONES, default=None,
                    help="FID/KID features (default: fid-inception if its weights are here, else inception, "
@@ -117,47 +114,113 @@ def build_parser():
     p.add_argument("--cache-dir", help="cache the reference folder's backbone features here")
     p.add_argument("--per-image", action="store_true", help="also report PSNR/SSIM/LPIPS of every pair")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
+                   help="bootstrap resamples of the images for the 95 %% intervals (0: no intervals)")
+    p.add_argument("--interval-seed", type=int, default=DEFAULT_SEED,
+                   help="seed of the resampling: the same images and seed give the same intervals")
+    p.add_argument("--permutations", type=int, default=DEFAULT_PERMUTATIONS,
+                   help="compare: random sign flips of the permutation test (exact when 2^n is no more)")
     return p
 
 
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m metrics",
+                                description="Score the generated images in DIR_A against the same-named references "
+                                            "in DIR_B: PSNR, SSIM, LPIPS per pair (averaged), FID and KID over "
+                                            "the sets, each with a 95 % bootstrap interval over the images. Images "
+                                            "are paired by file name without extension. To compare two models: "
+                                            f"python -m metrics {COMMAND} GEN_A GEN_B REF_DIR.")
+    p.add_argument("dir_a", help="folder of generated images")
+    p.add_argument("dir_b", help="folder of reference images (same file names)")
+    return add_common_options(p)
+
+
+def build_compare_parser():
+    p = argparse.ArgumentParser(prog=f"python -m metrics {COMMAND}",
+                                description="Compare two models' outputs of the same label maps: per metric A, B, "
+                                            "A - B with its 95 % paired-bootstrap interval, a two-sided p-value and "
+                                            "the share of images on which A is better. The three folders must hold "
+                                            "the same file names.")
+    p.add_argument("folders", nargs="+", metavar="GEN_A GEN_B REF_DIR",
+                   help="folders of model A's and model B's generated images, and of the references")
+    return add_common_options(p)
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if argv[:1] == [COMMAND]:
+        parser = build_compare_parser()
+        args = parser.parse_args(argv[1:])
+        if len(args.folders) == 1:  # `python -m metrics compare REF_DIR`: a generated folder named "compare"
+            args = build_parser().parse_args(argv)
+        elif len(args.folders) != 3:
+            parser.error(f"{COMMAND} takes three folders GEN_A GEN_B REF_DIR, got {len(args.folders)}; to score a "
+                         f"folder named '{COMMAND}', give it with one reference folder or as ./{COMMAND}")
+    else:
+        args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "folders", None):
+            return run_comparison(args)
+        if args.dir_a == COMMAND and not os.path.isdir(COMMAND):
+            raise I2IError(f"{COMMAND}: not a folder (to compare two models: python -m metrics {COMMAND} GEN_A "
+                           "GEN_B REF_DIR)")
         return run(args)
     except I2IError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
 
-def score_folders(args):
-    from metrics.backbones import default_backbone, get_backbone
-    from metrics.score import DISTRIBUTION_METRICS, parse_metrics, score_pairs, split_pairs
-
+def check_common_options(args):
+    """Refuse bad option values; ``--weights-dir`` becomes ``$I2I_WEIGHTS_DIR``."""
     if args.batch_size < 1:
         raise I2IError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.resamples < 0:
+        raise I2IError(f"--resamples must be 0 (no intervals) or more, got {args.resamples}")
+    if args.permutations < 1:
+        raise I2IError(f"--permutations must be at least 1, got {args.permutations}")
     if args.weights_dir:
         if not os.path.isdir(args.weights_dir):
             raise I2IError(f"{args.weights_dir}: --weights-dir is not a folder")
         os.environ["I2I_WEIGHTS_DIR"] = args.weights_dir
+
+
+def build_backbone(args, metrics):
+    """The FID/KID backbone the options ask for, or None without FID/KID."""
+    from metrics.backbones import default_backbone, get_backbone
+    from metrics.score import DISTRIBUTION_METRICS
+
+    if not any(m in metrics for m in DISTRIBUTION_METRICS):
+        return None
+    name = args.backbone or ("fid-inception" if args.weights or args.resize else default_backbone())
+    return get_backbone(name, weights_path=args.weights, batch_size=args.batch_size, resize=args.resize)
+
+
+def score_folders(args):
+    from metrics.score import parse_metrics, score_pairs, split_pairs
+
+    check_common_options(args)
     metrics = parse_metrics(args.metrics)
     pairs = pair_images(args.dir_a, args.dir_b)
-    backbone = None
-    if any(m in metrics for m in DISTRIBUTION_METRICS):
-        name = args.backbone or ("fid-inception" if args.weights or args.resize else default_backbone())
-        backbone = get_backbone(name, weights_path=args.weights, batch_size=args.batch_size, resize=args.resize)
+    backbone = build_backbone(args, metrics)
     fakes, reals = split_pairs(pair_batches(pairs, args.batch_size))
     result = score_pairs(fakes, reals, metrics, backbone, batch_size=args.batch_size, cache_dir=args.cache_dir,
-                         real_ids=[f"{os.path.basename(b)}:{os.path.getsize(b)}:{os.stat(b).st_mtime_ns}"
-                                   for _, _, b in pairs],
-                         per_image=args.per_image)
+                         real_ids=reference_ids(pairs), per_image=args.per_image, n_resamples=args.resamples,
+                         interval_seed=args.interval_seed)
     return result, backbone, pairs
 
 
-def run(args):
-    if args.json:  # keep stdout pure JSON: download progress and other library output go to stderr
+@contextlib.contextmanager
+def stdout_for(args):
+    """With ``--json`` keep stdout pure JSON: download progress and other library output go to stderr."""
+    if args.json:
         with contextlib.redirect_stdout(sys.stderr):
-            result, backbone, pairs = score_folders(args)
+            yield
     else:
+        yield
+
+
+def run(args):
+    with stdout_for(args):
         result, backbone, pairs = score_folders(args)
     if args.json:
         out = {"dir_a": args.dir_a, "dir_b": args.dir_b, **result}
@@ -174,6 +237,39 @@ def run(args):
             print("\n" + f"{'image':<24}" + "".join(f"{m.upper():>10}" for m in names))
             for i, (stem, _, _) in enumerate(pairs):
                 print(f"{stem:<24}" + "".join(f"{result['per_image'][m][i]:>10.4f}" for m in names))
+    return 0
+
+
+def run_comparison(args):
+    from metrics.comparison import compare_folders, pair_three_folders
+    from metrics.score import parse_metrics
+
+    gen_a, gen_b, ref_dir = args.folders
+    with stdout_for(args):
+        check_common_options(args)
+        metrics = parse_metrics(args.metrics)
+        pair_three_folders(gen_a, gen_b, ref_dir)  # missing folders and unmatched names before any network is built
+        backbone = build_backbone(args, metrics)
+        result = compare_folders(gen_a, gen_b, ref_dir, metrics, backbone, n_resamples=args.resamples,
+                                 seed=args.interval_seed, n_permutations=args.permutations,
+                                 batch_size=args.batch_size, cache_dir=args.cache_dir, per_image=args.per_image)
+    if args.json:
+        out = {"gen_a": gen_a, "gen_b": gen_b, "ref_dir": ref_dir, **result}
+        if backbone is not None:
+            out["backbone_comparable_with_published"] = bool(backbone.comparable_with_published)
+        if args.per_image:
+            names = out.pop("names")
+            out["per_image"] = {stem: {m: {"a": v["a"][i], "b": v["b"][i]} for m, v in result["per_image"].items()}
+                                for i, stem in enumerate(names)}
+        print(json.dumps(out, indent=1))
+    else:
+        print(format_comparison(result, backbone, gen_a, gen_b, ref_dir))
+        if args.per_image:
+            names = list(result["per_image"])
+            print("\n" + f"{'image':<24}" + "".join(f"{m.upper() + ' ' + s:>12}" for m in names for s in "AB"))
+            for i, stem in enumerate(result["names"]):
+                print(f"{stem:<24}" + "".join(f"{result['per_image'][m][s][i]:>12.4f}" for m in names
+                                              for s in ("a", "b")))
     return 0
 
 

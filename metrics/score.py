@@ -4,6 +4,9 @@
 It takes two iterables of image batches (NHWC RGB, uint8 or float in [0, 255]; the i-th fake batch is paired with
 the i-th real batch) and never holds more than one batch of images: paired metrics (PSNR, SSIM, LPIPS) are computed
 per pair and averaged; distribution metrics (FID, KID) use the backbone features of all images (N x D floats).
+Every score comes with a 95 % percentile bootstrap interval over the images (:func:`interval_scores`);
+:func:`measure_pairs` is the streaming pass alone (per-image values and features), which
+:mod:`metrics.comparison` reuses for two models.
 """
 
 import collections
@@ -12,14 +15,18 @@ import logging
 import numpy as np
 
 from data.errors import I2IError
+from metrics.intervals import (DEFAULT_RESAMPLES, DEFAULT_SEED, ResampledDistances, bias_corrected,
+                               bootstrap_indices, percentile_interval, resampled_means)
 
 log = logging.getLogger("i2i")
 
 ALL_METRICS = ("psnr", "ssim", "fid", "kid", "lpips")
 PAIRED_METRICS = ("psnr", "ssim", "lpips")
 DISTRIBUTION_METRICS = ("fid", "kid")
+INTERVAL_KEYS = tuple(f"{m}_{end}" for m in ALL_METRICS for end in ("lo", "hi"))  # kid_lo/hi: of kid_mean
 RESULT_KEYS = ("n_images", "resolution", "psnr", "ssim", "fid", "kid_mean", "kid_std", "kid_subset_size",
-               "lpips", "backbone")
+               "lpips", "backbone", *INTERVAL_KEYS, "n_resamples", "interval_seed")
+MAX_FEATURE_BOOTSTRAP_IMAGES = 1000
 
 
 class ImagePairError(I2IError):
@@ -64,6 +71,13 @@ def split_pairs(pairs):
     return generated(), References()
 
 
+def check_resamples(n_resamples):
+    """``n_resamples`` as an int; negative or non-integer counts raise I2IError."""
+    if int(n_resamples) != n_resamples or n_resamples < 0:
+        raise I2IError(f"the number of resamples must be 0 (no intervals) or a positive integer, got {n_resamples}")
+    return int(n_resamples)
+
+
 def check_batch(batch, what):
     """(n, H, W, 3) float32 array in [0, 255] from a batch; values outside the range raise ImagePairError."""
     batch = np.asarray(batch)
@@ -81,7 +95,8 @@ def check_batch(batch, what):
     return batch
 
 
-def _resolve_backbone(backbone, weights_path, batch_size):
+def resolve_backbone(backbone, weights_path, batch_size):
+    """A built FID/KID backbone from a name, a built one, or None (the default; fid-inception with weights_path)."""
     from metrics.backbones import default_backbone, get_backbone
 
     if backbone is None:
@@ -91,42 +106,29 @@ def _resolve_backbone(backbone, weights_path, batch_size):
     return backbone
 
 
-def score_pairs(fake_batches, real_batches, metrics=ALL_METRICS, backbone=None, *, weights_path=None,
-                lpips_model=None, batch_size=32, kid_subsets=100, kid_subset_size=1000, kid_seed=2020,
-                cache_dir=None, real_ids=None, per_image=False):
-    """Score generated images against their references.
+def measure_pairs(fake_batches, real_batches, metrics=ALL_METRICS, net=None, lpips_model=None, *, cache_dir=None,
+                  real_ids=None, real_features=None):
+    """The per-image values and backbone features behind the scores, in one streaming pass.
 
-    Args:
-        fake_batches, real_batches: iterables of (n, H, W, 3) arrays in [0, 255], paired batch by batch.
-        metrics: names from :data:`ALL_METRICS` (or ``"psnr,ssim"``).
-        backbone: ``"inception"``, ``"fid-inception"``, ``"alexnet"``, a built backbone object, or None for
-            :func:`metrics.backbones.default_backbone` (``fid-inception`` when ``weights_path`` is given).
-            Only built if FID or KID is asked for.
-        weights_path: explicit weights file of the backbone (else the weight search path).
-        lpips_model: a built :class:`metrics.lpips.LPIPS` to reuse (else one is built if LPIPS is asked for).
-        kid_*: torch-fidelity's KID defaults; the subset size is shrunk to the number of images if larger.
-        cache_dir, real_ids: if both are given, the reference images' features are cached in ``cache_dir``
-            keyed by backbone, weights, ``real_ids`` (e.g. file names), image size and code version.
-        per_image: also return ``"per_image"``: the PSNR/SSIM/LPIPS of every pair, in order.
+    ``net``: a built backbone (FID/KID features are collected only if it is given and FID or KID is asked for);
+    ``lpips_model``: a built :class:`metrics.lpips.LPIPS` (required if LPIPS is asked for).
+    ``real_features``: the references' features when already known (then the backbone sees only the generated
+    images); else they are computed, or read from / written to the cache as in :func:`score_pairs`.
 
-    Returns:
-        dict with :data:`RESULT_KEYS` (metrics not asked for are None; ``resolution`` is ``"HxW"`` or
-        ``"mixed"``; ``backbone`` names the FID/KID backbone, None without FID/KID).
+    Returns :class:`Measurements`: ``n``, ``resolution``, ``per_image`` ({metric: (n,) array} of PSNR/SSIM/LPIPS
+    in image order), ``fake_features`` and ``real_features`` ((n, D) arrays, None without FID/KID).
     """
     from metrics import backbones as bb
     from metrics.image_quality import psnr, ssim
 
     metrics = parse_metrics(metrics)
-    wants_features = any(m in metrics for m in DISTRIBUTION_METRICS)
-    net = _resolve_backbone(backbone, weights_path, batch_size) if wants_features else None
+    if not any(m in metrics for m in DISTRIBUTION_METRICS):
+        net = None
     if "lpips" in metrics and lpips_model is None:
-        from metrics.lpips import LPIPS
-
-        lpips_model = LPIPS(batch_size=batch_size)
-
+        raise ValueError("LPIPS asked for but no lpips_model given")
     values = {m: [] for m in PAIRED_METRICS if m in metrics}
-    fake_features, real_features = [], []
-    cached_real, cache_path, sizes = None, None, set()
+    fake_features, real_batches_features = [], []
+    cached_real, cache_path, sizes = real_features, None, set()
     real_iter = iter(real_batches)
     n = 0
     for index, fake in enumerate(fake_batches):
@@ -139,7 +141,7 @@ def score_pairs(fake_batches, real_batches, metrics=ALL_METRICS, backbone=None, 
             raise ImagePairError(f"batch {index}: generated images {fake.shape} and references {real.shape} "
                                  "differ in number or size")
         sizes.add(fake.shape[1:3])
-        if index == 0 and net is not None and cache_dir and real_ids is not None:
+        if index == 0 and net is not None and cached_real is None and cache_dir and real_ids is not None:
             cache_path = bb.reference_cache_path(cache_dir, net, real_ids, fake.shape[1:3])
             cached_real = bb.load_cached_features(cache_path, net)
             if cached_real is not None:
@@ -153,7 +155,7 @@ def score_pairs(fake_batches, real_batches, metrics=ALL_METRICS, backbone=None, 
         if net is not None:
             fake_features.append(net.features(fake))
             if cached_real is None:
-                real_features.append(net.features(real))
+                real_batches_features.append(net.features(real))
         n += len(fake)
     if next(real_iter, None) is not None:
         raise ImagePairError(f"more reference than generated batches (after {n} images)")
@@ -162,34 +164,109 @@ def score_pairs(fake_batches, real_batches, metrics=ALL_METRICS, backbone=None, 
     if cache_path is not None and len(real_ids) != n:
         raise ImagePairError(f"{len(real_ids)} reference ids for {n} reference images: the feature cache needs one "
                              "id per image")
+    fake, real = None, None
+    if net is not None:
+        fake = np.concatenate(fake_features)
+        real = np.asarray(cached_real) if cached_real is not None else np.concatenate(real_batches_features)
+        if len(real) != n:
+            raise ImagePairError(f"cached reference features hold {len(real)} images, but {n} were scored")
+        if cache_path is not None and cached_real is None:
+            bb.save_cached_features(cache_path, net, real)
+    resolution = "x".join(map(str, next(iter(sizes)))) if len(sizes) == 1 else "mixed"
+    return Measurements(n, resolution, {m: np.concatenate(v) for m, v in values.items()}, fake, real)
+
+
+Measurements = collections.namedtuple("Measurements", "n resolution per_image fake_features real_features")
+
+
+def score_pairs(fake_batches, real_batches, metrics=ALL_METRICS, backbone=None, *, weights_path=None,
+                lpips_model=None, batch_size=32, kid_subsets=100, kid_subset_size=1000, kid_seed=2020,
+                cache_dir=None, real_ids=None, per_image=False, n_resamples=DEFAULT_RESAMPLES,
+                interval_seed=DEFAULT_SEED):
+    """Score generated images against their references, each score with a 95 % bootstrap interval.
+
+    Args:
+        fake_batches, real_batches: iterables of (n, H, W, 3) arrays in [0, 255], paired batch by batch.
+        metrics: names from :data:`ALL_METRICS` (or ``"psnr,ssim"``).
+        backbone: ``"inception"``, ``"fid-inception"``, ``"alexnet"``, a built backbone object, or None for
+            :func:`metrics.backbones.default_backbone` (``fid-inception`` when ``weights_path`` is given).
+            Only built if FID or KID is asked for.
+        weights_path: explicit weights file of the backbone (else the weight search path).
+        lpips_model: a built :class:`metrics.lpips.LPIPS` to reuse (else one is built if LPIPS is asked for).
+        kid_*: torch-fidelity's KID defaults; the subset size is shrunk to the number of images if larger.
+        cache_dir, real_ids: if both are given, the reference images' features are cached in ``cache_dir``
+            keyed by backbone, weights, ``real_ids`` (e.g. file names), image size and code version.
+        per_image: also return ``"per_image"``: the PSNR/SSIM/LPIPS of every pair, in order.
+        n_resamples, interval_seed: the bootstrap over images behind ``<metric>_lo``/``<metric>_hi``
+            (:func:`interval_scores`); 0 resamples: no intervals.
+
+    Returns:
+        dict with :data:`RESULT_KEYS` (metrics not asked for are None; ``resolution`` is ``"HxW"`` or
+        ``"mixed"``; ``backbone`` names the FID/KID backbone, None without FID/KID).
+    """
+    metrics = parse_metrics(metrics)
+    check_resamples(n_resamples)
+    wants_features = any(m in metrics for m in DISTRIBUTION_METRICS)
+    net = resolve_backbone(backbone, weights_path, batch_size) if wants_features else None
+    if "lpips" in metrics and lpips_model is None:
+        from metrics.lpips import LPIPS
+
+        lpips_model = LPIPS(batch_size=batch_size)
+    measured = measure_pairs(fake_batches, real_batches, metrics, net, lpips_model, cache_dir=cache_dir,
+                             real_ids=real_ids)
 
     result = dict.fromkeys(RESULT_KEYS)
-    result["n_images"] = n
-    result["resolution"] = "x".join(map(str, next(iter(sizes)))) if len(sizes) == 1 else "mixed"
-    per_pair = {m: np.concatenate(v) for m, v in values.items()}
-    for m, v in per_pair.items():
+    result["n_images"] = measured.n
+    result["resolution"] = measured.resolution
+    for m, v in measured.per_image.items():
         result[m] = float(np.mean(v))
     if net is not None:
-        result.update(_distribution_metrics(net, metrics, fake_features, real_features, cached_real, n,
-                                            kid_subsets, kid_subset_size, kid_seed))
-        if cache_path is not None and cached_real is None:
-            bb.save_cached_features(cache_path, net, np.concatenate(real_features))
+        result.update(_distribution_metrics(net, metrics, measured, kid_subsets, kid_subset_size, kid_seed))
+    result.update(interval_scores(measured, metrics, n_resamples, interval_seed))
     if per_image:
-        result["per_image"] = {m: v.tolist() for m, v in per_pair.items()}
+        result["per_image"] = {m: v.tolist() for m, v in measured.per_image.items()}
     return result
 
 
-def _distribution_metrics(net, metrics, fake_features, real_features, cached_real, n, kid_subsets,
-                          kid_subset_size, kid_seed):
+def interval_scores(measured, metrics, n_resamples=DEFAULT_RESAMPLES, seed=DEFAULT_SEED):
+    """``<metric>_lo``/``<metric>_hi`` (95 % percentile bootstrap over images), ``n_resamples``, ``interval_seed``.
+
+    Each resample draws n image indices with replacement (:func:`metrics.intervals.bootstrap_indices`); PSNR,
+    SSIM and LPIPS are the mean of the drawn images' values, FID and KID are recomputed from the drawn images'
+    generated and reference features (:class:`metrics.intervals.ResampledDistances`), their replicates shifted by
+    the bootstrap bias (:func:`metrics.intervals.bias_corrected`: repeated images bias FID). Metrics not computed, and
+    all with ``n_resamples`` 0, get None; FID/KID also when there are more than
+    :data:`MAX_FEATURE_BOOTSTRAP_IMAGES` images (the resampling holds n x n matrices; a warning says so).
+    """
+    check_resamples(n_resamples)
+    out = dict.fromkeys(INTERVAL_KEYS)
+    out.update(n_resamples=int(n_resamples), interval_seed=int(seed) if n_resamples else None)
+    if not n_resamples:
+        return out
+    indices = bootstrap_indices(measured.n, n_resamples, seed)
+    replicates = {m: resampled_means(v, indices) for m, v in measured.per_image.items()}
+    wanted = [m for m in DISTRIBUTION_METRICS if m in parse_metrics(metrics)]
+    if wanted and measured.fake_features is not None:
+        if measured.n > MAX_FEATURE_BOOTSTRAP_IMAGES:
+            log.warning("%d images: no FID/KID intervals above %d images (their resampling holds n x n matrices)",
+                        measured.n, MAX_FEATURE_BOOTSTRAP_IMAGES)
+        else:
+            distances = ResampledDistances(measured.fake_features, measured.real_features)
+            identity = np.arange(measured.n)
+            replicates.update({m: bias_corrected(getattr(distances, m)(indices), getattr(distances, m)(identity))
+                               for m in wanted})
+    for m, values in replicates.items():
+        out[f"{m}_lo"], out[f"{m}_hi"] = percentile_interval(values)
+    return out
+
+
+def _distribution_metrics(net, metrics, measured, kid_subsets, kid_subset_size, kid_seed):
     from metrics.distances import fid_from_features, kid_from_features
 
-    fake = np.concatenate(fake_features)
-    real = cached_real if cached_real is not None else np.concatenate(real_features)
-    if len(real) != n:
-        raise ImagePairError(f"cached reference features hold {len(real)} images, but {n} were scored")
-    if n < 2:
+    if measured.n < 2:
         raise ImagePairError("FID and KID need at least 2 images per set; "
                              "score a single pair with --metrics psnr,ssim,lpips")
+    fake, real = measured.fake_features, measured.real_features
     out = {"backbone": net.name}
     if "fid" in metrics:
         out["fid"] = fid_from_features(fake, real)

@@ -177,3 +177,32 @@ def test_diffusion_sampler_settings_are_typed_and_checked():
                          ("widths=8", "sampler, sampling_steps, eta, guidance, clip_denoised, sample_seed")):
         with pytest.raises(I2IError, match=message):
             parse_inference_settings(ddim.SPEC, [bad])
+
+
+def test_an_old_table_without_interval_columns_loads_and_keeps_its_rows(tmp_path):
+    """A metrics.csv written before the interval columns: its rows survive an update, with empty intervals."""
+    results = tmp_path / "metrics.csv"
+    old_columns = evaluate.COLUMNS[:evaluate.COLUMNS.index("run_dir") + 1]
+    assert "psnr_lo" not in old_columns and "n_resamples" not in old_columns
+    with open(results, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(old_columns)
+        for model, psnr in (("cvae", "12.5"), ("cgan", "13.25")):
+            values = {"model": model, "variant": "paper", "split": "test", "resolution": "256x256",
+                      "n_images": "106", "psnr": psnr, "fid": "201.5", "backbone": "fid-inception", "data": "facades"}
+            writer.writerow([values.get(c, "") for c in old_columns])
+    assert len(evaluate.read_results(results)) == 2
+    new = {"model": "pix2pix", "variant": "paper", "split": "test", "resolution": "256x256", "n_images": 106,
+           "psnr": 14.0, "psnr_lo": 13.5, "psnr_hi": 14.5, "fid": 190.0, "fid_lo": 180.25, "fid_hi": 199.5,
+           "backbone": "fid-inception", "data": "facades", "n_resamples": 1000}
+    table = evaluate.update_results(results, new)
+    rows = _rows(results)
+    assert list(rows[0]) == list(evaluate.COLUMNS)
+    assert [(r["model"], r["psnr"], r["fid"]) for r in rows] == [("cvae", "12.5", "201.5"), ("cgan", "13.25", "201.5"),
+                                                                 ("pix2pix", "14", "190")]
+    assert all(rows[i][c] == "" for i in (0, 1) for c in ("psnr_lo", "psnr_hi", "fid_lo", "n_resamples"))
+    assert (rows[2]["psnr_lo"], rows[2]["psnr_hi"], rows[2]["fid_hi"], rows[2]["n_resamples"]) == (
+        "13.5", "14.5", "199.5", "1000")
+    printed = evaluate.format_results(table).splitlines()
+    assert "14 [13.5, 14.5]" in printed[3] and "190 [180.2, 199.5]" in printed[3]
+    assert "12.5" in printed[1] and "[" not in printed[1]

@@ -2,12 +2,16 @@
 
     python train_scripts/benchmark_metrics.py                        # all backbones; 106 and 1000 images
     python train_scripts/benchmark_metrics.py --backbones alexnet --counts 106 --threads 2
+    python train_scripts/benchmark_metrics.py --intervals-only                # the 95 % intervals' added time
 
 1. Feature extraction: images/s of each FID/KID backbone on 256 px RGB images (Inception ones resize to 299).
 2. All five metrics (PSNR, SSIM, LPIPS, FID, KID) with ``metrics.score.score_pairs`` on N generated/reference
    pairs at 256 px, streamed in batches like ``python -m metrics`` does (images are synthesised per batch, so the
    time is the metrics alone, not image decoding). Networks are built once, before the clock starts; their build
    time is printed separately.
+
+3. The 95 % bootstrap intervals (``metrics.score.interval_scores``, ``--resamples`` resamples): the time they add
+   to scoring N images, from per-image values and random 2048-d features (the features' cost is not part of it).
 
 Inception backbones whose official weight files are not on this machine run with **random weights** (same graph,
 same cost); the output says so. Speed does not depend on the weights.
@@ -91,6 +95,21 @@ def time_distances(count, dim):
     return t1 - t0, time.perf_counter() - t1
 
 
+def time_intervals(count, dim, resamples):
+    """Seconds that the intervals of all five metrics add to scoring ``count`` images with ``dim``-d features."""
+    import numpy as np
+
+    from metrics.score import ALL_METRICS, Measurements, interval_scores
+
+    rng = np.random.default_rng(0)
+    real = np.maximum(rng.standard_normal((count, dim)), 0)
+    fake = np.maximum(0.5 * real + rng.standard_normal((count, dim)), 0)
+    per_image = {m: rng.normal(size=count) for m in ("psnr", "ssim", "lpips")}
+    t0 = time.perf_counter()
+    interval_scores(Measurements(count, "256x256", per_image, fake, real), ALL_METRICS, resamples)
+    return time.perf_counter() - t0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--backbones", default="alexnet,fid-inception,inception")
@@ -99,7 +118,14 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--feature-images", type=int, default=64, help="images timed for the images/s figure")
     p.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: TensorFlow's default)")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the intervals")
+    p.add_argument("--intervals-only", action="store_true", help="time only the intervals (no network is built)")
     args = p.parse_args(argv)
+    counts = [int(c) for c in args.counts.split(",") if c]
+    print(f"intervals ({args.resamples} resamples, all five metrics, 2048-d features): " + ", ".join(
+        f"{time_intervals(c, 2048, args.resamples):.1f} s for {c} images" for c in counts), flush=True)
+    if args.intervals_only:
+        return 0
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -109,7 +135,6 @@ def main(argv=None):
 
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    counts = [int(c) for c in args.counts.split(",") if c]
     print(f"CPU cores: {os.cpu_count()}, TensorFlow {tf.__version__}, intra-op threads: "
           f"{args.threads or 'default'}, images {args.size}x{args.size}, batch {args.batch_size}")
 
@@ -127,7 +152,8 @@ def main(argv=None):
             t0 = time.perf_counter()
             result = score_pairs(synthetic_batches(count, args.size, args.batch_size, seed=2, noise=10.0),
                                  synthetic_batches(count, args.size, args.batch_size, seed=2),
-                                 ALL_METRICS, backbone, lpips_model=lpips, batch_size=args.batch_size)
+                                 ALL_METRICS, backbone, lpips_model=lpips, batch_size=args.batch_size,
+                                 n_resamples=args.resamples)
             totals[count] = time.perf_counter() - t0
             assert result["n_images"] == count
         rows.append((name, note, build, rate, totals))
@@ -146,8 +172,9 @@ def main(argv=None):
     for dim in dims:
         cells = [time_distances(c, dim) for c in counts]
         print(f"{f'{dim}-d FID / KID s':<16}" + "".join(f"{f'{fid:.1f} / {kid:.1f}':>20}" for fid, kid in cells))
-    print("\n'all 5' = PSNR + SSIM + LPIPS + FID + KID (100 subsets) on N generated/reference pairs, networks "
-          "already built;\nfeatures img/s counts one image through the backbone (FID/KID need both sets: 2N).")
+    print("\n'all 5' = PSNR + SSIM + LPIPS + FID + KID (100 subsets), with their intervals, on N generated/reference "
+          "pairs, networks already built;\nfeatures img/s counts one image through the backbone (FID/KID need both "
+          "sets: 2N).")
     return 0
 
 

@@ -35,7 +35,11 @@ from train_scripts.run_folder import atomic_write_text  # noqa: E402
 COLUMNS = ("model", "variant", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean", "kid_std",
            "lpips", "backbone", "train_steps", "wall_time_s", "commit",
            # beyond the issue's columns: what else identifies the row and how to read it
-           "data", "kid_subset_size", "run_dir")
+           "data", "kid_subset_size", "run_dir",
+           # 95 % percentile bootstrap intervals over the images (metrics.score.interval_scores); kid_*: of kid_mean
+           "psnr_lo", "psnr_hi", "ssim_lo", "ssim_hi", "fid_lo", "fid_hi", "kid_lo", "kid_hi", "lpips_lo", "lpips_hi",
+           "n_resamples")
+INTERVALS = {"psnr": "psnr", "ssim": "ssim", "fid": "fid", "kid_mean": "kid", "lpips": "lpips"}  # column: prefix
 KEY = ("model", "variant", "data", "split", "resolution", "backbone")  # a table without backbone column: ""
 # settings that change how a run is logged or executed, not what it learns: left out of the variant name
 BOOKKEEPING = {"data", "steps", "log_every", "checkpoint_every", "keep_every", "sample_every", "val_split",
@@ -105,20 +109,24 @@ def settings_suffix(settings):
 
 
 def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=16, save_images=True, cache_dir=None,
-                 inference=None, weights_path=None):
+                 inference=None, weights_path=None, n_resamples=None, interval_seed=None):
     """Translate ``split`` with the run's model and score it; returns the results row (a dict of COLUMNS).
 
     ``inference``: ``KEY=VALUE`` test-time settings (``--set``) applied to the run's config before translating.
+    ``n_resamples``, ``interval_seed``: the bootstrap of the intervals (None: ``metrics.intervals``' defaults).
     """
     import numpy as np
 
     from data.errors import LayoutError
     from data.sources import open_source
-    from metrics.score import parse_metrics, score_pairs
+    from metrics.intervals import DEFAULT_RESAMPLES, DEFAULT_SEED
+    from metrics.score import check_resamples, parse_metrics, score_pairs
     from metrics.weights import keras_cache_dir
     from train_scripts.export_folder import ExportFolder
     from train_scripts.inference import load_trained, translate_split  # TensorFlow: imported when scoring
 
+    n_resamples = check_resamples(DEFAULT_RESAMPLES if n_resamples is None else n_resamples)
+    interval_seed = DEFAULT_SEED if interval_seed is None else interval_seed
     spec, config, model, run = load_trained(run_dir, inference)
     suffix = settings_suffix(parse_inference_settings(spec, inference))
     saved = run.read_config()
@@ -144,7 +152,8 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
     real_ids = [f"{config['data']}:{split}:{name}" for name in pairs.names]
     scores = score_pairs(batches(fakes), batches(pairs.photos), metrics, backbone, weights_path=weights_path,
                          batch_size=batch_size,
-                         cache_dir=cache_dir if config["data"] != "synthetic" else None, real_ids=real_ids)
+                         cache_dir=cache_dir if config["data"] != "synthetic" else None, real_ids=real_ids,
+                         n_resamples=n_resamples, interval_seed=interval_seed)
     # an exported model: the record its export took from its run (a latent DDIM's with its autoencoder's)
     steps, wall, commit = run.training_record() if isinstance(run, ExportFolder) else run_training_record(run, config)
     row = {
@@ -155,7 +164,8 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
     }
     row["resolution"] = scores["resolution"]
     with open(run.file(f"scores_{split}{suffix}_full.json"), "w") as f:
-        json.dump({**row, "metrics": list(metrics)}, f, indent=2, default=lambda x: float(np.asarray(x)))
+        json.dump({**row, "metrics": list(metrics), "interval_seed": scores["interval_seed"]}, f, indent=2,
+                  default=lambda x: float(np.asarray(x)))
     return row
 
 
@@ -202,17 +212,29 @@ def _cell(value):
 
 
 def format_results(rows):
-    """The results table (a table or a list of rows) as aligned text of the columns a reader compares."""
+    """The results table (a table or a list of rows) as aligned text of the columns a reader compares; a score with
+    an interval shows as ``value [lo, hi]`` (rows of older tables, without intervals: the value alone)."""
     shown = ["model", "variant", "data", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean",
              "kid_std", "lpips", "backbone", "train_steps", "wall_time_s"]
-    table = pd.DataFrame(rows).reindex(columns=shown).map(_cell)
-    return table.to_string(index=False, justify="left")
+    table = pd.DataFrame(rows).reindex(columns=list(dict.fromkeys(shown + list(COLUMNS)))).map(_cell)
+    for column, prefix in INTERVALS.items():
+        table[column] = [_with_interval(value, lo, hi) for value, lo, hi in
+                         zip(table[column], table[f"{prefix}_lo"], table[f"{prefix}_hi"])]
+    return table[shown].to_string(index=False, justify="left")
+
+
+def _with_interval(value, lo, hi):
+    """``value [lo, hi]`` with 4 significant digits; the value alone (as written) without an interval."""
+    if value == "" or lo == "" or hi == "":
+        return value
+    return f"{float(value):.4g} [{float(lo):.4g}, {float(hi):.4g}]"
 
 
 # ------------------------------------------------------------------------------------------ command line
 
 def build_parser():
     from metrics.backbones import BACKBONES
+    from metrics.intervals import DEFAULT_RESAMPLES, DEFAULT_SEED
     from metrics.score import ALL_METRICS
 
     p = argparse.ArgumentParser(prog="python train_scripts/evaluate.py", description=__doc__.split("\n\n")[0],
@@ -227,6 +249,9 @@ def build_parser():
                    help="the backbone's weight file (default backbone then: fid-inception); a copy with another "
                         "checksum is used with a warning that its scores are not comparable")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
+                   help="bootstrap resamples of the images for the 95 %% intervals (0: no intervals)")
+    p.add_argument("--interval-seed", type=int, default=DEFAULT_SEED, help="seed of the resampling")
     p.add_argument("--results", default=DEFAULT_RESULTS, help="results table to update")
     p.add_argument("--no-save-images", dest="save_images", action="store_false",
                    help="do not write the translated images to RUN_DIR/outputs_<split>/")
@@ -247,7 +272,8 @@ def main(argv=None):
             raise I2IError(f"--batch-size must be at least 1, got {args.batch_size}")
         read_results(args.results)  # refuse a foreign table before spending minutes on scoring
         row = evaluate_run(args.run_dir, args.split, args.metrics, args.backbone, args.batch_size, args.save_images,
-                           inference=args.inference, weights_path=args.weights)
+                           inference=args.inference, weights_path=args.weights, n_resamples=args.resamples,
+                           interval_seed=args.interval_seed)
         rows = update_results(args.results, row)
         print(f"\n{args.results}:")
         print(format_results(rows))
