@@ -102,7 +102,7 @@ def autoencoder_dir(runs, name, seed=None):
 def train_stages(name, args, seed=None):
     """The trainings of one model of the comparison, in order: ``[(stage name, run folder, command line)]`` -- one,
     or for ``ddim-latent`` its autoencoder on ``--latent-share`` of the budget, then the DDIM on the rest.
-    ``seed``: a seed of ``--seeds`` (its own run folders); None: ``--seed``, if given, in today's folders."""
+    ``seed``: a seed of ``--seeds`` (run folders of its own); None: ``--seed``, if given, in ``<runs>/<name>/``."""
     script, variant = MODELS[name]
     preset, default_size = PRESETS[args.preset]
     out = os.path.join(args.runs, run_name(name, seed))
@@ -430,7 +430,7 @@ def main(argv=None):
         names = parse_models(args.models)
         if args.seeds is not None and args.seed is not None:
             raise CompareError("--seed and --seeds together: give the seeds with --seeds only (--seeds N for one)")
-        seeds = parse_seeds(args.seeds) if args.seeds is not None else [None]  # None: --seed, today's folders
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else [None]  # None: --seed, in <runs>/<model>/
         if args.preset == "budget" and not args.budget_minutes:
             raise CompareError("--preset budget needs --budget-minutes M (the same training time for every model)")
         if not 0 < args.latent_share < 1:
