@@ -2,17 +2,22 @@
 
     python train_scripts/compare.py                                   # quick presets, synthetic facades
     python train_scripts/compare.py --data facades --preset budget --budget-minutes 10 --split val
+    python train_scripts/compare.py --seeds 0,1,2                     # every model once per training seed
 
 Each model is trained by its own train script in a subprocess (a finished run of the same config is
 reused, an interrupted one resumed), scored by ``evaluate.py`` on the split, and then ``--out`` gets
 ``metrics.csv``, ``comparison.png`` (label map | ground truth | one column per model),
 ``loss_curves.png`` (one panel per model) and ``report.html`` (all of it on one offline page).
+With ``--seeds``, each model is trained once per seed in ``<runs>/<model>-seed<k>/``, ``metrics.csv`` gets a row
+per model and seed, and the printed table and the report add each metric's mean ± standard deviation over seeds;
+the figures show the first seed's runs.
 """
 
 import argparse
 import datetime
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -53,6 +58,7 @@ LATENT_PRESETS = {
     "paper": ("paper", "latent", []),
 }
 BUDGET_STEP_CAP = 1_000_000  # budget runs stop on time, long before this
+SUMMARIZED = ("psnr", "ssim", "fid", "kid_mean", "lpips")  # the metrics averaged over seeds
 
 
 class CompareError(Exception):
@@ -67,29 +73,55 @@ def parse_models(text):
     return names
 
 
-def autoencoder_dir(runs, name):
-    """The autoencoder run of the latent model ``name`` in the runs folder ``runs``."""
-    return os.path.join(runs, f"{name}-autoencoder")
+def parse_seeds(text):
+    """``--seeds 0,1,2``: distinct non-negative integers, in the order given."""
+    parts = [p.strip() for p in text.split(",")]
+    if not any(parts):
+        raise CompareError(f"--seeds {text!r}: no seed given; give training seeds separated by commas, e.g. 0,1,2")
+    bad = [repr(p) if p else "an empty entry" for p in parts if not re.fullmatch(r"[0-9]+", p)]
+    if bad:
+        raise CompareError(f"--seeds {text!r}: {', '.join(bad)} is not a non-negative integer")
+    seeds = [int(p) for p in parts]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise CompareError(f"--seeds {text!r}: seed {', '.join(map(str, repeated))} given more than once")
+    return seeds
 
 
-def train_stages(name, args):
+def run_name(name, seed):
+    """The run folder of ``name`` (a model, or the autoencoder stage of one) trained with seed ``seed`` of
+    ``--seeds``: ``<name>-seed<k>``; without ``--seeds`` (``seed`` None) just ``<name>``, as before seeds."""
+    return name if seed is None else f"{name}-seed{seed}"
+
+
+def autoencoder_dir(runs, name, seed=None):
+    """The autoencoder run of the latent model ``name`` (for ``--seeds`` seed ``seed``) in the runs folder ``runs``."""
+    return os.path.join(runs, run_name(f"{name}-autoencoder", seed))
+
+
+def train_stages(name, args, seed=None):
     """The trainings of one model of the comparison, in order: ``[(stage name, run folder, command line)]`` -- one,
-    or for ``ddim-latent`` its autoencoder on ``--latent-share`` of the budget, then the DDIM on the rest."""
+    or for ``ddim-latent`` its autoencoder on ``--latent-share`` of the budget, then the DDIM on the rest.
+    ``seed``: a seed of ``--seeds`` (run folders of its own); None: ``--seed``, if given, in ``<runs>/<name>/``."""
     script, variant = MODELS[name]
     preset, default_size = PRESETS[args.preset]
-    out = os.path.join(args.runs, name)
+    out = os.path.join(args.runs, run_name(name, seed))
+    train_seed = args.seed if seed is None else seed
     if name != "ddim-latent":
-        return [(name, out, script_command(script, preset, variant, out, args, args.budget_minutes))]
+        return [(run_name(name, seed), out,
+                 script_command(script, preset, variant, out, args, args.budget_minutes, train_seed))]
     ae_preset, ddim_preset, flags = LATENT_PRESETS[args.preset]
-    ae_out = autoencoder_dir(args.runs, name)
+    ae_out = autoencoder_dir(args.runs, name, seed)
     share = args.budget_minutes * args.latent_share
-    return [(f"{name}-autoencoder", ae_out, script_command("autoencoder", ae_preset, [], ae_out, args, share)),
-            (name, out, script_command(script, ddim_preset, [*variant, *flags, "--latent", ae_out], out, args,
-                                       args.budget_minutes - share))]
+    return [(run_name(f"{name}-autoencoder", seed), ae_out,
+             script_command("autoencoder", ae_preset, [], ae_out, args, share, train_seed)),
+            (run_name(name, seed), out, script_command(script, ddim_preset, [*variant, *flags, "--latent", ae_out],
+                                                       out, args, args.budget_minutes - share, train_seed))]
 
 
-def script_command(script, preset, variant, out, args, budget_minutes):
-    """The command line of one train script at the comparison's data, size, split, steps and seed."""
+def script_command(script, preset, variant, out, args, budget_minutes, seed=None):
+    """The command line of one train script at the comparison's data, size, split, steps and ``seed`` (None: the
+    script's preset's)."""
     size = args.image_size or PRESETS[args.preset][1]
     cmd = [sys.executable, os.path.join(REPO_ROOT, "train_scripts", f"{script}.py"), "--preset", preset, *variant,
            "--data", args.data, "--image-size", str(size), "--eval-split", args.split, "--out", out, "--verbose", "2"]
@@ -103,8 +135,8 @@ def script_command(script, preset, variant, out, args, budget_minutes):
         cmd += ["--log-every", str(interval), "--checkpoint-every", str(interval), "--sample-every", str(interval)]
     if args.batch_size:
         cmd += ["--batch-size", str(args.batch_size)]
-    if args.seed is not None:
-        cmd += ["--seed", str(args.seed)]
+    if seed is not None:
+        cmd += ["--seed", str(seed)]
     return cmd
 
 
@@ -136,6 +168,7 @@ def _worth_showing(line):
 def score_run(run_dir, args, log_path, prefix):
     """Score a run with evaluate.py unless its saved scores are newer than its weights and cover the request."""
     from train_scripts.evaluate import COLUMNS
+    from train_scripts.run_folder import RunFolder
 
     scores = os.path.join(run_dir, f"scores_{args.split}_full.json")
     weights = os.path.join(run_dir, "model.weights.h5")
@@ -146,6 +179,8 @@ def score_run(run_dir, args, log_path, prefix):
         if wanted <= set(saved.get("metrics", [])) and (args.backbone in (None, saved.get("backbone"))
                                                         or "fid" not in wanted and "kid" not in wanted):
             print(f"  [{prefix}] scores of this checkpoint already there ({scores})")
+            if saved.get("seed") is None:  # scored before evaluate.py recorded the seed: the run's config has it
+                saved["seed"] = RunFolder(run_dir).read_config()["config"].get("seed")
             return {k: saved.get(k) for k in COLUMNS}
     cmd = [sys.executable, os.path.join(REPO_ROOT, "train_scripts", "evaluate.py"), run_dir, "--split", args.split,
            "--metrics", args.metrics, "--results", os.path.join(args.out, "metrics.csv")]
@@ -156,6 +191,37 @@ def score_run(run_dir, args, log_path, prefix):
     with open(scores) as f:
         saved = json.load(f)
     return {k: saved.get(k) for k in COLUMNS}
+
+
+# ------------------------------------------------------------------------------------------ over seeds
+
+def seed_summary(rows):
+    """Each metric's mean, sample standard deviation (ddof=1) and number of scores over the seeds of each model.
+
+    ``rows``: ``{(model, seed): results row}``. Returns a table indexed by model (in the order of ``rows``) with
+    columns ``(metric, "mean" | "std" | "n")`` for the metrics of SUMMARIZED; the std of one score is NaN.
+    """
+    names = [name for name, _ in rows]
+    scores = pd.DataFrame([{m: row.get(m) for m in SUMMARIZED} for row in rows.values()], columns=list(SUMMARIZED))
+    scores = scores.apply(pd.to_numeric, errors="coerce")
+    summary = scores.groupby(pd.Series(names, name="model"), sort=False).agg(["mean", "std", "count"])
+    return summary.rename(columns={"count": "n"}, level=1)
+
+
+def format_summary(summary):
+    """:func:`seed_summary` as text cells: ``n`` (seeds per model) and ``mean ± std`` per metric (4 significant
+    digits; the mean alone for one score; ``(n=k)`` added where a metric has fewer scores than the model has seeds).
+    Metrics scored for no model are left out."""
+    seeds = summary.xs("n", axis=1, level=1).max(axis=1).astype(int)
+    table = pd.DataFrame({"n": seeds})
+    for metric in SUMMARIZED:
+        mean, std, n = (summary[metric, stat] for stat in ("mean", "std", "n"))
+        if not n.any():
+            continue
+        table[metric] = [
+            "" if k == 0 else f"{m:.4g}" + (f" ± {sd:.4g}" if k > 1 else "") + (f" (n={k})" if k < total else "")
+            for m, sd, k, total in zip(mean, std, n.astype(int), seeds)]
+    return table
 
 
 # ---------------------------------------------------------------------------------------------- figures
@@ -182,12 +248,13 @@ def comparison_columns(names, run_dirs, args, n_samples):
     return columns, ["label map", "ground truth", *names]
 
 
-def comparison_figure(path, names, run_dirs, args, n_samples):
+def comparison_figure(path, names, run_dirs, args, n_samples, seed=None):
     from train_scripts.plots import image_grid
 
     columns, titles = comparison_columns(names, run_dirs, args, n_samples)
     size = columns[0].shape[1]
-    image_grid(path, columns, titles, title=f"{args.data} '{args.split}', {size} px, preset {args.preset}")
+    trained = "" if seed is None else f", training seed {seed}"
+    image_grid(path, columns, titles, title=f"{args.data} '{args.split}', {size} px, preset {args.preset}{trained}")
 
 
 def loss_figure(path, names, run_dirs):
@@ -225,7 +292,9 @@ def loss_figure(path, names, run_dirs):
 
 # ----------------------------------------------------------------------------------------------- report
 
-def write_report(path, args, names, run_dirs, rows, figures, command, started, wall):
+def write_report(path, args, runs, run_dirs, rows, summary, figures, command, started, wall):
+    """The offline report page: ``runs`` are the ``(model, seed)`` trained, ``rows`` their results rows by run,
+    ``summary`` the :func:`format_summary` table over seeds (None without ``--seeds``)."""
     import base64
     import html
 
@@ -235,8 +304,10 @@ def write_report(path, args, names, run_dirs, rows, figures, command, started, w
         with open(file, "rb") as f:
             return f'<img src="data:image/png;base64,{base64.b64encode(f.read()).decode()}" style="max-width:100%">'
 
-    shown = ("psnr", "ssim", "fid", "kid_mean", "kid_std", "lpips", "backbone", "resolution", "n_images",
+    shown = ("seed", "psnr", "ssim", "fid", "kid_mean", "kid_std", "lpips", "backbone", "resolution", "n_images",
              "train_steps", "wall_time_s")
+    names = list(dict.fromkeys(name for name, _ in runs))
+    seeds = list(dict.fromkeys(seed for _, seed in runs))
     env = environment()
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>i2i-compare report</title>",
@@ -256,17 +327,25 @@ def write_report(path, args, names, run_dirs, rows, figures, command, started, w
                   else "")
         parts.append(f"<p>Every model trained for the same wall-clock budget of {args.budget_minutes:g} minutes "
                      f"(training steps, periodic validation and sample grids included; scoring not).{latent}</p>")
-    table = pd.DataFrame([rows[name] for name in names], index=names).reindex(columns=list(shown))
+    table = pd.DataFrame([rows[run] for run in runs], index=[run_name(*run) for run in runs])
+    table = table.reindex(columns=list(shown))
     parts.append("<h2>Metrics</h2>" + table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="", border=0))
     parts.append("<p>PSNR, SSIM: higher is better; FID, KID, LPIPS: lower is better. FID/KID with the "
                  "<code>alexnet</code> backbone are not on the scale of published (Inception) values.</p>")
-    parts += ["<h2>Samples</h2>", img(figures["comparison"]), "<h2>Training losses</h2>", img(figures["losses"]),
-              "<h2>Runs</h2>"]
+    if summary is not None:
+        parts.append("<h2>Over seeds</h2>" + summary.to_html(border=0))
+        parts.append(f"<p>Mean ± sample standard deviation (ddof=1) over the n training seeds "
+                     f"{', '.join(map(str, seeds))}; one seed: the mean alone. The spread covers training "
+                     "randomness only (initial weights, data order, augmentation, noise), not the choice of test "
+                     "images.</p>")
+    first = "" if seeds[0] is None else f" (training seed {seeds[0]})"
+    parts += [f"<h2>Samples{first}</h2>", img(figures["comparison"]), f"<h2>Training losses{first}</h2>",
+              img(figures["losses"]), "<h2>Runs</h2>"]
     sections = []  # (title, run folder): every run, a latent model's autoencoder before it
-    for name in names:
+    for name, seed in runs:
         if name == "ddim-latent":
-            sections.append((f"{name}-autoencoder", autoencoder_dir(args.runs, name)))
-        sections.append((name, run_dirs[name]))
+            sections.append((run_name(f"{name}-autoencoder", seed), autoencoder_dir(args.runs, name, seed)))
+        sections.append((run_name(name, seed), run_dirs[name, seed]))
     for name, run_dir in sections:
         run = RunFolder(run_dir)
         saved = run.read_config()
@@ -309,7 +388,11 @@ def build_parser():
     p.add_argument("--steps", type=int, default=None, help="override every model's training steps")
     p.add_argument("--log-every", type=int, default=None, help="with --steps or budget: logging/checkpoint interval")
     p.add_argument("--batch-size", type=int, default=None, help="override every model's batch size")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None,
+                   help="one training seed for every model, in run folders <runs>/<model>/ (default: the presets', 0)")
+    p.add_argument("--seeds", default=None, metavar="K,K,...",
+                   help="train every model once per seed, in <runs>/<model>-seed<k>/; a metrics.csv row per seed and "
+                        "each metric's mean ± std over seeds (not with --seed)")
     p.add_argument("--metrics", default="psnr,ssim,fid,kid,lpips")
     p.add_argument("--backbone", choices=BACKBONES, default=None, help="FID/KID backbone (default: best available)")
     p.add_argument("--samples", type=int, default=6, help="rows of the comparison figure")
@@ -345,6 +428,9 @@ def main(argv=None):
     t0 = time.perf_counter()
     try:
         names = parse_models(args.models)
+        if args.seeds is not None and args.seed is not None:
+            raise CompareError("--seed and --seeds together: give the seeds with --seeds only (--seeds N for one)")
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else [None]  # None: --seed, in <runs>/<model>/
         if args.preset == "budget" and not args.budget_minutes:
             raise CompareError("--preset budget needs --budget-minutes M (the same training time for every model)")
         if not 0 < args.latent_share < 1:
@@ -357,31 +443,39 @@ def main(argv=None):
         from train_scripts.evaluate import read_results, update_results
 
         read_results(os.path.join(args.out, "metrics.csv"))  # refuse a foreign table before hours of training
-        run_dirs = {n: os.path.join(args.runs, n) for n in names}
+        runs = [(name, seed) for seed in seeds for name in names]  # a whole comparison per seed, one after another
+        run_dirs = {(name, seed): os.path.join(args.runs, run_name(name, seed)) for name, seed in runs}
         rows = {}
-        for i, name in enumerate(names, 1):
-            log_path = os.path.join(args.runs, f"{name}.log")
+        for i, (name, seed) in enumerate(runs, 1):
+            label = run_name(name, seed)
+            log_path = os.path.join(args.runs, f"{label}.log")
             t = time.perf_counter()
-            for stage, run_dir, cmd in train_stages(name, args):
-                print(f"[{i}/{len(names)}] {stage}: training -> {run_dir}", flush=True)
+            for stage, run_dir, cmd in train_stages(name, args, seed):
+                print(f"[{i}/{len(runs)}] {stage}: training -> {run_dir}", flush=True)
                 code = run_streaming(cmd, log_path, stage)
                 if code == 130:
                     raise KeyboardInterrupt
                 if code != 0:
                     raise CompareError(f"training {stage} failed (exit {code}); its output is in {log_path}")
-            print(f"[{i}/{len(names)}] {name}: trained ({time.perf_counter() - t:.0f} s this session); scoring "
+            print(f"[{i}/{len(runs)}] {label}: trained ({time.perf_counter() - t:.0f} s this session); scoring "
                   f"on '{args.split}'", flush=True)
-            rows[name] = score_run(run_dirs[name], args, log_path, name)
-            update_results(os.path.join(args.out, "metrics.csv"), rows[name])
+            rows[name, seed] = score_run(run_dirs[name, seed], args, log_path, label)
+            update_results(os.path.join(args.out, "metrics.csv"), rows[name, seed])
+        summary = format_summary(seed_summary(rows)) if args.seeds is not None else None
         figures = {"comparison": os.path.join(args.out, "comparison.png"),
                    "losses": os.path.join(args.out, "loss_curves.png")}
-        comparison_figure(figures["comparison"], names, run_dirs, args, args.samples)
-        loss_figure(figures["losses"], names, run_dirs)
-        write_report(os.path.join(args.out, "report.html"), args, names, run_dirs, rows, figures, command, started,
-                     time.perf_counter() - t0)
+        first = {name: run_dirs[name, seeds[0]] for name in names}  # the figures show the first seed's runs
+        comparison_figure(figures["comparison"], names, first, args, args.samples, seeds[0])
+        loss_figure(figures["losses"], names, first)
+        write_report(os.path.join(args.out, "report.html"), args, runs, run_dirs, rows, summary, figures, command,
+                     started, time.perf_counter() - t0)
         from train_scripts.evaluate import format_results
 
-        print("\n" + format_results([rows[n] for n in names]))
+        print("\n" + format_results([rows[run] for run in runs]))
+        if summary is not None:
+            print(f"\nmean ± std over seeds {','.join(map(str, seeds))} (sample std, ddof=1; training randomness "
+                  "only):")
+            print(summary.to_string())
         print(f"\nwrote {args.out}/metrics.csv, comparison.png, loss_curves.png, report.html")
         return 0
     except (CompareError, I2IError) as e:

@@ -35,27 +35,33 @@ from train_scripts.run_folder import atomic_write_text  # noqa: E402
 COLUMNS = ("model", "variant", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean", "kid_std",
            "lpips", "backbone", "train_steps", "wall_time_s", "commit",
            # beyond the issue's columns: what else identifies the row and how to read it
-           "data", "kid_subset_size", "run_dir",
+           "data", "seed", "kid_subset_size", "run_dir",
            # 95 % percentile bootstrap intervals over the images (metrics.score.interval_scores); kid_*: of kid_mean
            "psnr_lo", "psnr_hi", "ssim_lo", "ssim_hi", "fid_lo", "fid_hi", "kid_lo", "kid_hi", "lpips_lo", "lpips_hi",
            "n_resamples")
 INTERVALS = {"psnr": "psnr", "ssim": "ssim", "fid": "fid", "kid_mean": "kid", "lpips": "lpips"}  # column: prefix
-KEY = ("model", "variant", "data", "split", "resolution", "backbone")  # a table without backbone column: ""
+# The runs of one variant with other training seeds are rows side by side. A table written before the backbone or
+# seed were recorded reads "" there; an empty seed (unknown) matches only an empty seed: such a row is kept.
+KEY = ("model", "variant", "data", "split", "resolution", "backbone", "seed")
+LATER_KEY = ("backbone", "seed")  # columns of KEY that an older table may lack
 # settings that change how a run is logged or executed, not what it learns: left out of the variant name
 BOOKKEEPING = {"data", "steps", "log_every", "checkpoint_every", "keep_every", "sample_every", "val_split",
-               "val_images", "eval_split", "jit_compile", "steps_per_execution", "strategy", "fid_every", "fid_images", "fid_backbone"}
+               "val_images", "eval_split", "jit_compile", "steps_per_execution", "strategy", "fid_every", "fid_images",
+               "fid_backbone"}
+# the training seed has a column of its own (in KEY): out of the variant, the seeds of one variant share its name
+NOT_IN_VARIANT = BOOKKEEPING | {"seed"}
 DEFAULT_RESULTS = os.path.join(workspace_root(), "results", "metrics.csv")
 
 
 def variant_of(spec, preset, config):
     """The run's preset plus the settings that differ from it, e.g. ``quick gan_loss=lsgan``.
 
-    Steps and logging intervals are not part of it (``train_steps`` is a column of its own).
+    Steps, logging intervals and the seed are not part of it (``train_steps`` and ``seed`` are columns of their own).
     """
     base = {**COMMON_DEFAULTS, **spec.presets.get(preset, {})}
     shown = {"latent": lambda path: os.path.basename(os.path.normpath(path))}  # the autoencoder run, by name
     changed = [f"{k}={shown.get(k, str)(config[k])}" for k in sorted(config)
-               if k not in BOOKKEEPING and base.get(k) != config[k]]
+               if k not in NOT_IN_VARIANT and base.get(k) != config[k]]
     return " ".join([preset, *changed])
 
 
@@ -160,6 +166,7 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
         "model": spec.model_name(config),
         "variant": variant_of(spec, saved.get("preset", ""), config), "split": split,
         "train_steps": steps, "wall_time_s": wall, "commit": commit, "data": config["data"], "run_dir": run.path,
+        "seed": config.get("seed"),
         **{k: scores.get(k) for k in COLUMNS if k in scores},
     }
     row["resolution"] = scores["resolution"]
@@ -180,7 +187,7 @@ def read_results(path):
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise I2IError(f"{path}: cannot read the results table ({e}); move it away or pass --results") from None
-    missing = [k for k in KEY[:-1] if k not in table.columns]
+    missing = [k for k in KEY if k not in table.columns and k not in LATER_KEY]
     if missing:
         raise I2IError(f"{path}: not a results table of this toolkit (no column {', '.join(missing)}); "
                        "move it away or pass --results")
@@ -189,7 +196,7 @@ def read_results(path):
 
 def update_results(path, row):
     """Add ``row`` to the table at ``path``, replacing the row with the same model/variant/data/split/resolution/
-    backbone (so one run's FID/KID on several backbones are rows side by side).
+    backbone/seed (so one run's FID/KID on several backbones, and the runs of several seeds, are rows side by side).
 
     Columns the file has beyond ours are kept. Written atomically: an interruption leaves the old table.
     """
@@ -214,7 +221,7 @@ def _cell(value):
 def format_results(rows):
     """The results table (a table or a list of rows) as aligned text of the columns a reader compares; a score with
     an interval shows as ``value [lo, hi]`` (rows of older tables, without intervals: the value alone)."""
-    shown = ["model", "variant", "data", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean",
+    shown = ["model", "variant", "seed", "data", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean",
              "kid_std", "lpips", "backbone", "train_steps", "wall_time_s"]
     table = pd.DataFrame(rows).reindex(columns=list(dict.fromkeys(shown + list(COLUMNS)))).map(_cell)
     for column, prefix in INTERVALS.items():
