@@ -224,6 +224,82 @@ def format_summary(summary):
     return table
 
 
+# ------------------------------------------------------------------------------------------ paired comparisons
+
+# the metric that names each model's best-scoring rival: the first of these that was scored (lower is better first)
+RIVAL_METRICS = (("fid", False), ("kid_mean", False), ("lpips", False), ("psnr", True), ("ssim", True))
+
+
+def best_rivals(rows):
+    """``{model: its best-scoring rival}`` by the first metric of RIVAL_METRICS that every model has, and that metric;
+    ``rows``: ``{model: results row}`` (one seed). Empty with fewer than two models."""
+    names = list(rows)
+    for metric, higher_is_better in RIVAL_METRICS:
+        values = {n: rows[n].get(metric) for n in names}
+        if len(names) > 1 and all(v is not None and v == v for v in values.values()):
+            ranked = sorted(names, key=lambda n: -values[n] if higher_is_better else values[n])
+            return {n: next(r for r in ranked if r != n) for n in names}, metric
+    return {}, None
+
+
+def write_references(folder, args):
+    """The split's photos at the comparison's size as PNGs named like evaluate.py's outputs (the references of the
+    paired comparisons); written once."""
+    from data.sources import open_source
+    from train_scripts.evaluate import save_outputs
+
+    size = args.image_size or PRESETS[args.preset][1]
+    if not os.path.isdir(folder):
+        pairs = open_source(args.data).load(args.split, size)
+        save_outputs(folder + ".tmp", pairs.photos, pairs.names)
+        os.replace(folder + ".tmp", folder)
+    return folder
+
+
+def paired_comparisons(rows, run_dirs, args):
+    """Every model against its best-scoring rival on the same label maps (``metrics.comparison.compare_folders``:
+    A - B, its paired-bootstrap interval, the p-value, the share of images on which A is better), as a table with
+    one row per pair and metric; each unordered pair is compared once."""
+    from metrics.comparison import compare_folders
+    from metrics.score import parse_metrics
+    from metrics.weights import keras_cache_dir
+
+    rivals, metric = best_rivals(rows)
+    if not rivals:
+        return None
+    references = write_references(os.path.join(args.runs, f"references-{args.split}"), args)
+    table, done = [], set()
+    for name, rival in rivals.items():
+        if frozenset((name, rival)) in done:
+            continue
+        done.add(frozenset((name, rival)))
+        print(f"paired comparison: {name} against {rival} (best {metric} of the others)", flush=True)
+        result = compare_folders(os.path.join(run_dirs[name], f"outputs_{args.split}"),
+                                 os.path.join(run_dirs[rival], f"outputs_{args.split}"), references,
+                                 metrics=args.metrics, backbone=args.backbone,
+                                 cache_dir=os.path.join(keras_cache_dir(), "i2i_features"))
+        for m in parse_metrics(args.metrics):
+            r = result[m]
+            table.append({"model_a": name, "model_b": rival, "metric": m, "score_a": r["a"], "score_b": r["b"],
+                          "diff": r["diff"], "lo": r["lo"], "hi": r["hi"], "p": r["p"], "a_better": r["a_better"],
+                          "n_images": result["n_images"], "n_resamples": result["n_resamples"]})
+    return pd.DataFrame(table)
+
+
+def format_paired(table):
+    """:func:`paired_comparisons` as text cells: ``A - B [lo, hi]``, the p-value and the share of images A wins."""
+    def cell(v, digits=4):
+        return "" if v is None or v != v else f"{v:.{digits}g}"
+
+    return pd.DataFrame({
+        "A": table["model_a"], "B": table["model_b"], "metric": table["metric"], "score A": table["score_a"].map(cell), "score B": table["score_b"].map(cell),
+        "A - B [95 % interval]": [f"{cell(d)} [{cell(lo)}, {cell(hi)}]" if cell(lo) else cell(d)
+                                  for d, lo, hi in zip(table["diff"], table["lo"], table["hi"])],
+        "p": table["p"].map(lambda v: cell(v, 2)),
+        "A better on": table["a_better"].map(lambda v: "" if v is None or v != v else f"{100 * v:.0f} %"),
+    })
+
+
 # ---------------------------------------------------------------------------------------------- figures
 
 def comparison_columns(names, run_dirs, args, n_samples):
@@ -292,9 +368,10 @@ def loss_figure(path, names, run_dirs):
 
 # ----------------------------------------------------------------------------------------------- report
 
-def write_report(path, args, runs, run_dirs, rows, summary, figures, command, started, wall):
+def write_report(path, args, runs, run_dirs, rows, summary, figures, command, started, wall, paired=None):
     """The offline report page: ``runs`` are the ``(model, seed)`` trained, ``rows`` their results rows by run,
-    ``summary`` the :func:`format_summary` table over seeds (None without ``--seeds``)."""
+    ``summary`` the :func:`format_summary` table over seeds (None without ``--seeds``), ``paired`` the
+    :func:`paired_comparisons` of the first seed (None: none made)."""
     import base64
     import html
 
@@ -327,11 +404,26 @@ def write_report(path, args, runs, run_dirs, rows, summary, figures, command, st
                   else "")
         parts.append(f"<p>Every model trained for the same wall-clock budget of {args.budget_minutes:g} minutes "
                      f"(training steps, periodic validation and sample grids included; scoring not).{latent}</p>")
-    table = pd.DataFrame([rows[run] for run in runs], index=[run_name(*run) for run in runs])
+    from train_scripts.evaluate import with_intervals
+
+    table = with_intervals(pd.DataFrame([rows[run] for run in runs], index=[run_name(*run) for run in runs]))
     table = table.reindex(columns=list(shown))
     parts.append("<h2>Metrics</h2>" + table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="", border=0))
+    n_resamples = next((rows[run].get("n_resamples") for run in runs if rows[run].get("n_resamples")), None)
     parts.append("<p>PSNR, SSIM: higher is better; FID, KID, LPIPS: lower is better. FID/KID with the "
-                 "<code>alexnet</code> backbone are not on the scale of published (Inception) values.</p>")
+                 "<code>alexnet</code> backbone are not on the scale of published (Inception) values."
+                 + (f" [lo, hi]: 95 % percentile bootstrap interval over the scored images ({n_resamples} resamples):"
+                    " it covers the choice of test images, not the training seed." if n_resamples else "")
+                 + "</p>")
+    if paired is not None and len(paired):
+        parts.append("<h2>Each model against its best-scoring rival</h2>" + format_paired(paired).to_html(
+            border=0, index=False))
+        parts.append("<p>The two models' outputs of the same label maps, paired image by image "
+                     "(<code>python -m metrics compare</code>): A - B with its paired-bootstrap 95 % interval; p: "
+                     "sign-flip permutation test (PSNR, SSIM, LPIPS) or paired bootstrap (FID, KID) of no "
+                     "difference; the share of images on which A scores better. The rival is the other model with "
+                     "the best FID (else KID, LPIPS, PSNR, SSIM)" + ("" if seeds[0] is None else
+                                                                       f", training seed {seeds[0]}") + ".</p>")
     if summary is not None:
         parts.append("<h2>Over seeds</h2>" + summary.to_html(border=0))
         parts.append(f"<p>Mean ± sample standard deviation (ddof=1) over the n training seeds "
@@ -467,16 +559,23 @@ def main(argv=None):
         first = {name: run_dirs[name, seeds[0]] for name in names}  # the figures show the first seed's runs
         comparison_figure(figures["comparison"], names, first, args, args.samples, seeds[0])
         loss_figure(figures["losses"], names, first)
+        paired = paired_comparisons({name: rows[name, seeds[0]] for name in names}, first, args)
+        if paired is not None:
+            paired.to_csv(os.path.join(args.out, "paired-comparisons.csv"), index=False, float_format="%.6g")
         write_report(os.path.join(args.out, "report.html"), args, runs, run_dirs, rows, summary, figures, command,
-                     started, time.perf_counter() - t0)
+                     started, time.perf_counter() - t0, paired)
         from train_scripts.evaluate import format_results
 
         print("\n" + format_results([rows[run] for run in runs]))
+        if paired is not None:
+            print("\neach model against its best-scoring rival (paired over the same label maps):")
+            print(format_paired(paired).to_string(index=False))
         if summary is not None:
             print(f"\nmean ± std over seeds {','.join(map(str, seeds))} (sample std, ddof=1; training randomness "
                   "only):")
             print(summary.to_string())
-        print(f"\nwrote {args.out}/metrics.csv, comparison.png, loss_curves.png, report.html")
+        print(f"\nwrote {args.out}/metrics.csv, comparison.png, loss_curves.png, report.html"
+              + (", paired-comparisons.csv" if paired is not None else ""))
         return 0
     except (CompareError, I2IError) as e:
         print(f"error: {e}", file=sys.stderr)

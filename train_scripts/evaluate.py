@@ -223,11 +223,16 @@ def format_results(rows):
     an interval shows as ``value [lo, hi]`` (rows of older tables, without intervals: the value alone)."""
     shown = ["model", "variant", "seed", "data", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean",
              "kid_std", "lpips", "backbone", "train_steps", "wall_time_s"]
-    table = pd.DataFrame(rows).reindex(columns=list(dict.fromkeys(shown + list(COLUMNS)))).map(_cell)
+    return with_intervals(pd.DataFrame(rows))[shown].to_string(index=False, justify="left")
+
+
+def with_intervals(table):
+    """A results table as text cells, each score with an interval as ``value [lo, hi]`` (compare.py's report too)."""
+    table = table.reindex(columns=list(dict.fromkeys(list(table.columns) + list(COLUMNS)))).map(_cell)
     for column, prefix in INTERVALS.items():
         table[column] = [_with_interval(value, lo, hi) for value, lo, hi in
                          zip(table[column], table[f"{prefix}_lo"], table[f"{prefix}_hi"])]
-    return table[shown].to_string(index=False, justify="left")
+    return table
 
 
 def _with_interval(value, lo, hi):
