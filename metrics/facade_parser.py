@@ -152,6 +152,10 @@ class FacadeParser:
 
 def load_facade_parser(path=None, batch_size=32):
     """The shipped parser (``path``: its folder or one of its two files; default :data:`DEFAULT_DIR`), checked."""
+    if path is None and not os.path.isdir(DEFAULT_DIR):
+        raise WeightsError(f"{DEFAULT_DIR}: the shipped facade parser is not there; train one with "
+                           f"train_scripts/facade_parser.py and copy its {WEIGHTS_NAME} and {CONFIG_NAME} there, "
+                           "or pass their folder")
     folder = _folder_of(DEFAULT_DIR if path is None else path)
     config = read_parser_config(folder)
     arrays = read_parser_arrays(folder, config)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from data.label_classes import IGNORE, MAX_COLOUR_DISTANCE, label_map_to_classes, nearest_palette_class, resize_classes
-from data.synthetic import CLASS_NAMES, FACADE, PALETTE, SHOP, make_pairs
+from data.synthetic import CLASS_NAMES, FACADE, PALETTE, SHOP, WINDOW, make_pairs
 from metrics import facade_parser
 from metrics.facade_parser import CONFIG_NAME, WEIGHTS_NAME, FacadeParser, load_facade_parser, save_facade_parser
 from metrics.segmentation import SegmentationScore, confusion_matrix, scores_from_confusion, segmentation_scores
@@ -58,9 +58,13 @@ def test_seam_colours_are_ignored():
     label[:, :8], label[:, 8:] = PALETTE["shop"], PALETTE["facade"]
     label[:, 7:9] = (0, 0, 128)  # the ringing colour between dark red and blue regions of the real set
     label[5, 3] = (0, 88, 255)  # halfway between facade and window: 40 from both
+    label[2, 12] = (0, 110, 240)  # 23.5 from window, alone among facade pixels: a seam pixel, not a window
+    label[10:16, 12] = (0, 122, 250)  # 8.5 from window: a one-pixel window line, kept
     classes = label_map_to_classes(label)
-    assert np.all(classes[:, 7:9] == IGNORE) and classes[5, 3] == IGNORE
-    assert np.all(classes[:, :7][np.arange(16) != 5] == SHOP) and np.all(classes[:, 9:] == FACADE)
+    assert np.all(classes[:, 7:9] == IGNORE) and classes[5, 3] == IGNORE and classes[2, 12] == IGNORE
+    assert np.all(classes[10:, 12] == WINDOW)
+    assert np.all(classes[:, :7][np.arange(16) != 5] == SHOP)
+    assert np.all(np.delete(classes[:, 9:], 3, axis=1) == FACADE)
     assert MAX_COLOUR_DISTANCE == pytest.approx(57.69 / 2, abs=0.01)  # half the facade-background distance
 
 
@@ -170,13 +174,20 @@ def test_saved_parser_loads_and_parses_alike(tiny_parser, val_pairs, tmp_path):
 # ------------------------------------------------------------------------------ refusals
 
 @pytest.fixture
-def saved_parser(tiny_parser, tmp_path):
+def saved_parser(tmp_path):
+    """An untrained parser's files (the checks do not depend on what it learnt)."""
+    from models.facade_parser import facade_parser_network
+
     folder = tmp_path / "parser"
-    save_facade_parser(tiny_parser.model, folder, {"image_size": 64, "width": 8, "class_names": list(CLASS_NAMES)})
+    save_facade_parser(facade_parser_network(32, 4), folder, {"image_size": 32, "width": 4,
+                                                             "class_names": list(CLASS_NAMES)})
     return folder
 
 
-def test_missing_files_are_named(saved_parser, tmp_path):
+def test_missing_files_are_named(saved_parser, tmp_path, monkeypatch):
+    monkeypatch.setattr(facade_parser, "DEFAULT_DIR", str(tmp_path / "shipped"))
+    with pytest.raises(WeightsError, match=f"{tmp_path / 'shipped'}: the shipped facade parser is not there"):
+        load_facade_parser()
     with pytest.raises(WeightsError, match=f"{tmp_path / 'nowhere'}: facade parser not found"):
         load_facade_parser(tmp_path / "nowhere")
     os.remove(saved_parser / WEIGHTS_NAME)
