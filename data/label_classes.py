@@ -35,17 +35,25 @@ FLAT_DISTANCE = 10.0
 
 
 def nearest_palette_class(image):
-    """Class index (uint8) of the nearest palette colour and the distance to it, per pixel of an HxWx3 image."""
-    pixels = np.asarray(image, np.float32)
-    distances = np.linalg.norm(pixels[..., None, :] - _PALETTE, axis=-1)
-    return distances.argmin(-1).astype(np.uint8), distances.min(-1)
+    """Class index (uint8) of the nearest palette colour and the distance to it, per pixel of an HxWx3 image.
+
+    Computed once per distinct colour of the image (a label map has a few thousand) and spread back.
+    """
+    image = np.asarray(image)
+    packed = (image[..., 0].astype(np.int32) << 16) | (image[..., 1].astype(np.int32) << 8) | image[..., 2]
+    colours, index = np.unique(packed, return_inverse=True)
+    rgb = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=-1).astype(np.float32)
+    distances = np.linalg.norm(rgb[:, None, :] - _PALETTE, axis=-1)
+    index = index.reshape(packed.shape)
+    return distances.argmin(-1).astype(np.uint8)[index], distances.min(-1)[index]
 
 
 def _neighbourhood_mode(classes):
     """The most frequent class of each pixel's 3x3 neighbourhood (edges replicated; ties to the lower class)."""
-    counts = np.stack([cv2.boxFilter((classes == k).astype(np.float32), -1, (3, 3), normalize=False,
-                                     borderType=cv2.BORDER_REPLICATE) for k in range(NUM_CLASSES)])
-    return counts.argmax(0)
+    present = np.unique(classes)
+    counts = np.stack([cv2.boxFilter((classes == k).astype(np.uint8), -1, (3, 3), normalize=False,
+                                     borderType=cv2.BORDER_REPLICATE) for k in present])
+    return present[counts.argmax(0)]
 
 
 def label_map_to_classes(label_map):
