@@ -85,7 +85,7 @@ def read_parser_config(folder):
 
 def read_parser_arrays(folder, config):
     """The weight arrays (float32) of the parser in ``folder``, after checking the file's sha256."""
-    path = os.path.join(folder, config.get("weights_file", WEIGHTS_NAME))
+    path = os.path.join(folder, WEIGHTS_NAME)
     if not os.path.isfile(path):
         raise WeightsError(f"{path}: facade parser weights not found (its config {CONFIG_NAME} is there)")
     actual = file_digest(path, "sha256")
@@ -159,5 +159,5 @@ def load_facade_parser(path=None, batch_size=32):
     folder = _folder_of(DEFAULT_DIR if path is None else path)
     config = read_parser_config(folder)
     arrays = read_parser_arrays(folder, config)
-    model = build_parser_model(config, arrays, os.path.join(folder, config.get("weights_file", WEIGHTS_NAME)))
+    model = build_parser_model(config, arrays, os.path.join(folder, WEIGHTS_NAME))
     return FacadeParser(model, config["image_size"], config, batch_size)
