@@ -1,4 +1,4 @@
-"""Metrics of SPEC "Metrics": PSNR, SSIM, FID, KID, LPIPS, feature backbones and weight lookup.
+"""Metrics of SPEC "Metrics": PSNR, SSIM, FID, KID, LPIPS, the segmentation score, feature backbones, weight lookup.
 
 Images at this boundary are NHWC RGB, uint8 or float in [0, 255]. Importing ``metrics`` is cheap: the names
 below are loaded from their modules on first use (PEP 562), and no network is built until asked for.
@@ -12,6 +12,8 @@ below are loaded from their modules on first use (PEP 562), and no network is bu
 - ``score_pairs``, ``split_pairs``, ``ALL_METRICS``: everything in one streaming pass, ``metrics.score``.
 - ``compare_folders``: two models' outputs of the same label maps, paired bootstrap and permutation test,
   ``metrics.comparison`` (bootstrap and permutation helpers: ``metrics.intervals``).
+- ``SegmentationScore``, ``segmentation_scores``: does the photo follow the label map (mIoU, pixel accuracy of the
+  facade parser's class maps), ``metrics.segmentation``; ``load_facade_parser``: the parser, ``metrics.facade_parser``.
 - ``find_weights``, ``WeightsError``: pretrained weight lookup, ``metrics.weights``;
   ``load_torch_state_dict``: PyTorch .pth reader, ``metrics.torch_pickle``.
 """
@@ -34,6 +36,9 @@ _EXPORTS = {
     "split_pairs": "metrics.score",
     "ALL_METRICS": "metrics.score",
     "compare_folders": "metrics.comparison",
+    "SegmentationScore": "metrics.segmentation",
+    "segmentation_scores": "metrics.segmentation",
+    "load_facade_parser": "metrics.facade_parser",
     "find_weights": "metrics.weights",
     "WeightsError": "metrics.weights",
     "load_torch_state_dict": "metrics.torch_pickle",
