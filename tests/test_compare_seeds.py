@@ -66,7 +66,8 @@ def _weights(path):
 def test_every_model_is_trained_once_per_seed_in_a_folder_of_its_own(first_run):
     out, _ = first_run
     runs = out / "runs"
-    assert sorted(p.name for p in runs.iterdir() if p.is_dir()) == sorted(f"{n}-seed{s}" for n, s in RUNS)
+    folders = [p.name for p in runs.iterdir() if p.is_dir()]
+    assert sorted(folders) == sorted([f"{n}-seed{s}" for n, s in RUNS] + ["references-val"])  # + the paired refs
     for name in MODELS:
         configs = [json.load(open(runs / f"{name}-seed{s}" / "config.json"))["config"] for s in SEEDS]
         assert [c["seed"] for c in configs] == SEEDS
@@ -121,6 +122,34 @@ def test_the_summary_is_the_mean_and_sample_std_of_the_rows_over_seeds(first_run
             assert f"{shown_mean:.4g} ± {shown_std:.4g}" in report
     assert "Samples (training seed 0)" in report
     assert all(f"<h3>{name}-seed{seed}</h3>" in report for name, seed in RUNS)
+
+
+def test_each_model_is_compared_with_its_best_rival_on_the_same_outputs(first_run):
+    """paired-comparisons.csv: the first seed's two models, paired image by image; its scores are the ones
+    evaluate.py put in metrics.csv, A - B is their difference and lies in its interval; the report shows it and
+    every score with its interval."""
+    out, _ = first_run
+    paired = pd.read_csv(out / "results" / "paired-comparisons.csv")
+    assert sorted(paired["metric"]) == ["psnr", "ssim"] and len(set(zip(paired["model_a"], paired["model_b"]))) == 1
+    rows = {(r["model"], r["seed"]): r for r in _rows(out / "results" / "metrics.csv")[1:]}
+    names = {"cvae": "cvae", "pix2pix-bce": "pix2pix"}
+    for p in paired.itertuples():
+        a, b = (float(rows[names[m], "0"][p.metric]) for m in (p.model_a, p.model_b))
+        assert (p.score_a, p.score_b) == (pytest.approx(a, rel=1e-5), pytest.approx(b, rel=1e-5))
+        assert p.diff == pytest.approx(a - b, rel=1e-4, abs=1e-6) and p.lo <= p.diff <= p.hi
+        assert 0 < p.p <= 1 and 0 <= p.a_better <= 1 and p.n_images == 4
+    report = (out / "results" / "report.html").read_text()
+    assert "Each model against its best-scoring rival" in report
+    psnr = rows["cvae", "0"]
+    assert f"{float(psnr['psnr']):.4g} [{float(psnr['psnr_lo']):.4g}, {float(psnr['psnr_hi']):.4g}]" in report
+
+
+def test_best_rivals_by_the_first_metric_every_model_has():
+    rows = {"a": {"fid": 50.0, "psnr": 12.0}, "b": {"fid": 40.0, "psnr": 11.0}, "c": {"fid": 45.0, "psnr": 13.0}}
+    assert compare.best_rivals(rows) == ({"a": "b", "b": "c", "c": "b"}, "fid")
+    rows["c"]["fid"] = None  # FID missing for one model: PSNR (higher is better) decides
+    assert compare.best_rivals(rows) == ({"a": "c", "b": "c", "c": "a"}, "psnr")
+    assert compare.best_rivals({"a": {"fid": 1.0}}) == ({}, None)
 
 
 def test_a_second_invocation_reuses_every_finished_run(first_run, repo_dir):
