@@ -383,8 +383,8 @@ def write_report(path, args, runs, run_dirs, rows, summary, figures, command, st
         with open(file, "rb") as f:
             return f'<img src="data:image/png;base64,{base64.b64encode(f.read()).decode()}" style="max-width:100%">'
 
-    shown = ("seed", "psnr", "ssim", "fid", "kid_mean", "kid_std", "lpips", "seg_miou", "seg_acc", "backbone", "resolution", "n_images",
-             "train_steps", "wall_time_s")
+    shown = ("seed", "psnr", "ssim", "fid", "kid_mean", "kid_std", "lpips", "seg_miou", "seg_acc", "backbone",
+             "resolution", "n_images", "train_steps", "wall_time_s")
     names = list(dict.fromkeys(name for name, _ in runs))
     seeds = list(dict.fromkeys(seed for _, seed in runs))
     env = environment()
