@@ -211,11 +211,12 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
     }
     row["resolution"] = scores["resolution"]
     with open(run.file(f"scores_{split}{suffix}_full.json"), "w") as f:
-        segmentation = {"per_class_iou": scores["per_class_iou"],
-                        "per_image": {"names": list(pairs.names),
-                                      **{m: scores["per_image"][m] for m in ("seg_miou", "seg_acc")}}}
-        json.dump({**row, "metrics": list(metrics), "interval_seed": scores["interval_seed"],
-                   **({"segmentation": segmentation} if SEGMENTATION in metrics else {})}, f, indent=2,
+        extra = {}
+        if SEGMENTATION in metrics:
+            extra["segmentation"] = {"per_class_iou": scores["per_class_iou"],
+                                     "per_image": {"names": list(pairs.names),
+                                                   **{m: scores["per_image"][m] for m in ("seg_miou", "seg_acc")}}}
+        json.dump({**row, "metrics": list(metrics), "interval_seed": scores["interval_seed"], **extra}, f, indent=2,
                   default=lambda x: float(np.asarray(x)))
     return row
 
