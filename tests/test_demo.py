@@ -203,9 +203,9 @@ def test_each_output_is_scored_against_the_drawn_label_map(server):
     from models.facade_parser import facade_parser_network
 
     label = labels(1)[0]
-    payload = translate(server, label, models=["pix2pix"])
-    assert payload["segmentation"]["available"] is False and "unavailable" in payload["segmentation"]["note"]
-    assert payload["outputs"][0]["segmentation"] is None
+    status, payload, _ = request(server, "POST", "/api/translate", {"label": png_url(label), "models": ["pix2pix"]})
+    assert status == 200 and payload["segmentation"]["available"] is False
+    assert "unavailable" in payload["segmentation"]["note"] and payload["outputs"][0]["segmentation"] is None
     parser = FacadeParser(facade_parser_network(32, 4), 32)  # untrained: the wiring does not depend on what it learnt
     app = demo.DemoApp(list(server.app.models.values()), [], parser=parser)
     assert app.describe()["segmentation"] == {"available": True, "note": ""}
