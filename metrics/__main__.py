@@ -6,6 +6,11 @@ DIR_A holds the generated images, DIR_B the references. Images are paired by fil
 are computed per pair and averaged; FID and KID over the two sets. Every score has a 95 % bootstrap interval over
 the images (``--resamples``, default 1000; 0: none). Prints a table, or JSON with ``--json``.
 
+``--labels LABEL_DIR`` adds the segmentation score (:mod:`metrics.segmentation`: does each photo follow the label
+map it was generated from? mIoU and pixel accuracy of the facade parser's reading of the photo), the label maps
+paired with the generated images by name. Without a reference folder, ``python -m metrics GEN --labels LABEL_DIR``
+scores only that (the blind test split: label maps without photos).
+
 ``compare`` (:mod:`metrics.comparison`) reports per metric A, B, A - B with its paired-bootstrap interval, a p-value
 and the share of images on which A is better. A generated folder literally named ``compare`` is still scored by
 ``python -m metrics compare REF_DIR`` (two folders: the scoring command), or ``python -m metrics ./compare ...``.
@@ -23,13 +28,14 @@ import sys
 
 from data.errors import I2IError
 from metrics.backbones import BACKBONES, DEFAULT_BATCH_SIZE
-from metrics.folders import pair_batches, pair_images, reference_ids
+from metrics.folders import generated_only, label_map_paths, pair_batches, pair_images, reference_ids
 from metrics.intervals import DEFAULT_PERMUTATIONS, DEFAULT_RESAMPLES, DEFAULT_SEED
-from metrics.score import ALL_METRICS
+from metrics.score import ALL_METRICS, KNOWN_METRICS, SEGMENTATION
 
 COMMAND = "compare"
 LABELS = {"psnr": ("PSNR", " dB", 4), "ssim": ("SSIM", "", 4), "lpips": ("LPIPS", "", 4), "fid": ("FID", "", 4),
           "kid": ("KID", "", 6)}
+SEGMENTATION_LABELS = {"seg_miou": ("seg mIoU", "", 4), "seg_acc": ("seg acc", "", 4)}
 
 
 def with_interval(value, lo, hi, digits=4, sign=""):
@@ -42,13 +48,15 @@ def format_table(result, backbone, dir_a, dir_b):
     """The human-readable table of a score_pairs result: ``value [lo, hi]`` per metric."""
     from metrics.backbones import describe_backbone
 
-    lines = [f"generated: {dir_a}", f"reference: {dir_b}",
-             f"{result['n_images']} image pairs, {result['resolution']} px", ""]
+    lines = [f"generated: {dir_a}", f"reference: {dir_b or '(none)'}"]
+    if result.get("label_dir"):
+        lines.append(f"label maps: {result['label_dir']}")
+    lines += [f"{result['n_images']} {'image pairs' if dir_b else 'images'}, {result['resolution']} px", ""]
     resamples = result.get("n_resamples")
     lines.append(f"{'metric':<8} value" + (" [95 % interval]" if resamples else ""))
 
     def row(metric, value, note=""):
-        name, unit, digits = LABELS[metric]
+        name, unit, digits = {**LABELS, **SEGMENTATION_LABELS}[metric]
         text = with_interval(value, result.get(f"{metric}_lo"), result.get(f"{metric}_hi"), digits)
         lines.append(f"{name:<8} {text}{unit}{note}")
 
@@ -63,6 +71,11 @@ def format_table(result, backbone, dir_a, dir_b):
     if result["kid_mean"] is not None:
         row("kid", result["kid_mean"], f"   (std over subsets {result['kid_std']:.6f}, subsets of "
                                        f"{result['kid_subset_size']})")
+    if result.get("seg_miou") is not None:
+        row("seg_miou", result["seg_miou"], "   (facade parser; one confusion matrix over all images)")
+        row("seg_acc", result["seg_acc"], "   (pixel accuracy)")
+        lines.append("per-class IoU: " + ", ".join(f"{k} {'-' if v is None else f'{v:.3f}'}"
+                                                   for k, v in result["per_class_iou"].items()))
     if backbone is not None:
         lines.append(f"FID/KID backbone: {describe_backbone(backbone)}")
     if resamples:
@@ -99,7 +112,15 @@ def format_comparison(result, backbone, gen_a, gen_b, ref_dir):
 
 def add_common_options(p):
     """The options of both commands (the same set, so that ``compare REF_DIR`` parses as either)."""
-    p.add_argument("--metrics", default=",".join(ALL_METRICS), help="comma-separated subset of %(default)s")
+    p.add_argument("--metrics", default=None,
+                   help=f"comma-separated subset of {','.join(KNOWN_METRICS)} (default: {','.join(ALL_METRICS)}, "
+                        f"plus {SEGMENTATION} with --labels; without a reference folder: {SEGMENTATION})")
+    p.add_argument("--labels", metavar="LABEL_DIR",
+                   help="label maps the generated images were translated from, named like them: adds the "
+                        f"{SEGMENTATION} score (seg mIoU, pixel accuracy of the facade parser)")
+    p.add_argument("--parser", metavar="DIR",
+                   help="facade parser folder for the segmentation score (default: $I2I_FACADE_PARSER, else "
+                        "metrics/weights/facade_parser/)")
     p.add_argument("--backbone", choices=BACKBONES, default=None,
                    help="FID/KID features (default: fid-inception if its weights are here, else inception, "
                         "else alexnet)")
@@ -112,7 +133,8 @@ def add_common_options(p):
                    help="fid-inception: resize to 299 as pytorch-fid (bilinear, half-pixel centres; default) or as "
                         "torch-fidelity (TensorFlow 1.x bilinear)")
     p.add_argument("--cache-dir", help="cache the reference folder's backbone features here")
-    p.add_argument("--per-image", action="store_true", help="also report PSNR/SSIM/LPIPS of every pair")
+    p.add_argument("--per-image", action="store_true",
+                   help="also report PSNR/SSIM/LPIPS (and seg mIoU/accuracy) of every image")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
                    help="bootstrap resamples of the images for the 95 %% intervals (0: no intervals)")
@@ -128,10 +150,13 @@ def build_parser():
                                 description="Score the generated images in DIR_A against the same-named references "
                                             "in DIR_B: PSNR, SSIM, LPIPS per pair (averaged), FID and KID over "
                                             "the sets, each with a 95 % bootstrap interval over the images. Images "
-                                            "are paired by file name without extension. To compare two models: "
+                                            "are paired by file name without extension. With --labels LABEL_DIR "
+                                            "also the segmentation score against the label maps; without DIR_B "
+                                            "only that. To compare two models: "
                                             f"python -m metrics {COMMAND} GEN_A GEN_B REF_DIR.")
     p.add_argument("dir_a", help="folder of generated images")
-    p.add_argument("dir_b", help="folder of reference images (same file names)")
+    p.add_argument("dir_b", nargs="?", default=None,
+                   help="folder of reference images (same file names); may be left out with --labels")
     return add_common_options(p)
 
 
@@ -178,6 +203,12 @@ def check_common_options(args):
         raise I2IError(f"--resamples must be 0 (no intervals) or more, got {args.resamples}")
     if args.permutations < 1:
         raise I2IError(f"--permutations must be at least 1, got {args.permutations}")
+    if args.parser:
+        from metrics.facade_parser import ENV_VAR
+
+        if not os.path.exists(args.parser):
+            raise I2IError(f"{args.parser}: --parser is not a folder")
+        os.environ[ENV_VAR] = args.parser
     if args.weights_dir:
         if not os.path.isdir(args.weights_dir):
             raise I2IError(f"{args.weights_dir}: --weights-dir is not a folder")
@@ -196,17 +227,57 @@ def build_backbone(args, metrics):
 
 
 def score_folders(args):
-    from metrics.score import parse_metrics, score_pairs, split_pairs
+    from metrics.score import score_pairs, split_pairs
 
     check_common_options(args)
-    metrics = parse_metrics(args.metrics)
-    pairs = pair_images(args.dir_a, args.dir_b)
+    metrics = folder_metrics(args)
+    pairs = pair_images(args.dir_a, args.dir_b) if args.dir_b else generated_only(args.dir_a)
+    labels = label_map_paths(pairs, args.labels) if SEGMENTATION in metrics else None
+    parser = None
+    if labels is not None:
+        from metrics.facade_parser import load_facade_parser
+
+        parser = load_facade_parser(batch_size=args.batch_size)  # a missing parser: refused before any other network
     backbone = build_backbone(args, metrics)
-    fakes, reals = split_pairs(pair_batches(pairs, args.batch_size))
+    batches = pair_batches(pairs, args.batch_size, labels)
+    if args.dir_b and labels is not None:
+        fakes, reals, label_batches = split_pairs(batches, 3)
+    elif args.dir_b:
+        (fakes, reals), label_batches = split_pairs(batches), None
+    else:
+        (fakes, label_batches), reals = split_pairs(batches), None
     result = score_pairs(fakes, reals, metrics, backbone, batch_size=args.batch_size, cache_dir=args.cache_dir,
-                         real_ids=reference_ids(pairs), per_image=args.per_image, n_resamples=args.resamples,
-                         interval_seed=args.interval_seed)
+                         real_ids=reference_ids(pairs) if args.dir_b else None, per_image=args.per_image,
+                         n_resamples=args.resamples, interval_seed=args.interval_seed, label_batches=label_batches,
+                         parser=parser)
+    result["label_dir"] = args.labels if labels is not None else None
     return result, backbone, pairs
+
+
+def folder_metrics(args):
+    """The metrics of ``python -m metrics``: ``--metrics``, else the defaults of the folders given; refuses a
+    segmentation score without label maps and reference metrics without a reference folder."""
+    from metrics.score import parse_metrics
+
+    if args.metrics is None:
+        metrics = (*ALL_METRICS, SEGMENTATION) if args.dir_b and args.labels else (ALL_METRICS if args.dir_b else
+                                                                                   (SEGMENTATION,))
+    else:
+        metrics = parse_metrics(args.metrics)
+    if not args.dir_b and not args.labels:
+        raise I2IError("give a reference folder (python -m metrics GEN REF), or label maps to score the "
+                       "segmentation alone (python -m metrics GEN --labels LABEL_DIR)")
+    if SEGMENTATION in metrics and not args.labels:
+        raise I2IError(f"{SEGMENTATION} scores the images against the label maps they were translated from: "
+                       "give their folder with --labels LABEL_DIR")
+    if not args.dir_b:
+        others = [m for m in metrics if m != SEGMENTATION]
+        if others:
+            raise I2IError(f"{', '.join(others)} need a reference folder: python -m metrics GEN REF --labels "
+                           f"LABEL_DIR; without one only {SEGMENTATION} is scored")
+    if args.labels and SEGMENTATION not in metrics:
+        raise I2IError(f"--labels is given but --metrics {','.join(metrics)} leaves out {SEGMENTATION}")
+    return tuple(metrics)
 
 
 @contextlib.contextmanager
@@ -224,6 +295,8 @@ def run(args):
         result, backbone, pairs = score_folders(args)
     if args.json:
         out = {"dir_a": args.dir_a, "dir_b": args.dir_b, **result}
+        if out.get("label_dir") is None:
+            out.pop("label_dir", None)
         if backbone is not None:
             out["backbone_comparable_with_published"] = bool(backbone.comparable_with_published)
         if args.per_image:
@@ -248,6 +321,9 @@ def run_comparison(args):
     with stdout_for(args):
         check_common_options(args)
         metrics = parse_metrics(args.metrics)
+        if args.labels or SEGMENTATION in metrics:
+            raise I2IError(f"{COMMAND} does not score {SEGMENTATION}: score each model's folder with python -m "
+                           "metrics GEN --labels LABEL_DIR")
         pair_three_folders(gen_a, gen_b, ref_dir)  # missing folders and unmatched names before any network is built
         backbone = build_backbone(args, metrics)
         result = compare_folders(gen_a, gen_b, ref_dir, metrics, backbone, n_resamples=args.resamples,

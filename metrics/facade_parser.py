@@ -31,6 +31,7 @@ DEFAULT_DIR = os.path.join(REPO_ROOT, "metrics", "weights", "facade_parser")
 WEIGHTS_NAME = "facade_parser.npz"
 CONFIG_NAME = "facade_parser.json"
 NETWORK_NAME = "facade-parser"
+ENV_VAR = "I2I_FACADE_PARSER"  # another parser folder for every scoring command (``--parser`` sets it too)
 
 
 def save_facade_parser(model, folder, config):
@@ -150,8 +151,18 @@ class FacadeParser:
         return self.logits(photos).argmax(-1).astype(np.uint8)
 
 
+def parser_available(path=None):
+    """Whether a parser config is where :func:`load_facade_parser` would look (its checks are not run here)."""
+    path = path if path is not None else os.environ.get(ENV_VAR) or DEFAULT_DIR
+    path = os.fspath(path)
+    return os.path.isfile(path) or os.path.isfile(os.path.join(path, CONFIG_NAME))
+
+
 def load_facade_parser(path=None, batch_size=32):
-    """The shipped parser (``path``: its folder or one of its two files; default :data:`DEFAULT_DIR`), checked."""
+    """The parser in ``path`` (its folder or one of its two files; default ``$I2I_FACADE_PARSER`` if set, else the
+    shipped one in :data:`DEFAULT_DIR`), checked."""
+    if path is None:
+        path = os.environ.get(ENV_VAR) or None
     if path is None and not os.path.isdir(DEFAULT_DIR):
         raise WeightsError(f"{DEFAULT_DIR}: the shipped facade parser is not there; train one with "
                            f"train_scripts/facade_parser.py and copy its {WEIGHTS_NAME} and {CONFIG_NAME} there, "

@@ -45,21 +45,58 @@ def pair_images(dir_a, dir_b):
     return [(stem, a[stem], b[stem]) for stem in sorted(a)]
 
 
-def pair_batches(pairs, batch_size):
-    """Yield (generated, reference) uint8 batches of up to ``batch_size`` pairs of one image size."""
-    batch_a, batch_b = [], []
-    for _, path_a, path_b in pairs:
-        img_a, img_b = read_image(path_a), read_image(path_b)
-        if img_a.shape != img_b.shape:
-            raise ImagePairError(f"{path_a} is {img_a.shape[1]}x{img_a.shape[0]} px but {path_b} is "
-                                 f"{img_b.shape[1]}x{img_b.shape[0]} px; paired images must have the same size")
-        if batch_a and (img_a.shape != batch_a[0].shape or len(batch_a) == batch_size):
-            yield np.stack(batch_a), np.stack(batch_b)
-            batch_a, batch_b = [], []
-        batch_a.append(img_a)
-        batch_b.append(img_b)
-    if batch_a:
-        yield np.stack(batch_a), np.stack(batch_b)
+def pair_batches(pairs, batch_size, label_paths=None):
+    """Yield (generated, reference) uint8 batches of up to ``batch_size`` pairs of one image size; with
+    ``label_paths`` (one per pair) (generated, reference, label maps); a pair whose reference is None (no reference
+    folder) gives (generated, label maps)."""
+    columns = [[a for _, a, _ in pairs]]
+    if any(b is not None for _, _, b in pairs):
+        columns.append([b for _, _, b in pairs])
+    if label_paths is not None:
+        columns.append(list(label_paths))
+    yield from column_batches(columns, batch_size, paired=len(columns) > 1 and any(b is not None for _, _, b in pairs))
+
+
+def column_batches(columns, batch_size, paired=True):
+    """Yield tuples of uint8 batches, one per column of image paths, up to ``batch_size`` rows each and of one image
+    size per column; ``paired``: the first two columns' images must have the same size."""
+    batches = [[] for _ in columns]
+    for paths in zip(*columns):
+        images = [read_image(path) for path in paths]
+        if paired and images[0].shape != images[1].shape:
+            raise ImagePairError(f"{paths[0]} is {images[0].shape[1]}x{images[0].shape[0]} px but {paths[1]} is "
+                                 f"{images[1].shape[1]}x{images[1].shape[0]} px; paired images must have the same "
+                                 "size")
+        if batches[0] and (len(batches[0]) == batch_size
+                           or any(image.shape != batch[0].shape for image, batch in zip(images, batches))):
+            yield tuple(np.stack(batch) for batch in batches)
+            batches = [[] for _ in columns]
+        for batch, image in zip(batches, images):
+            batch.append(image)
+    if batches[0]:
+        yield tuple(np.stack(batch) for batch in batches)
+
+
+def label_map_paths(pairs, label_dir):
+    """The label map of every pair's generated image in ``label_dir`` (same name without extension); names without
+    a label map, or label maps without an image, raise I2IError listing them."""
+    generated = {stem: a for stem, a, _ in pairs}
+    labels = list_images(label_dir)
+    only_gen, only_labels = sorted(set(generated) - set(labels)), sorted(set(labels) - set(generated))
+    if only_gen or only_labels:
+        def show(names):
+            return ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        parts = [f"{len(only_gen)} images without a label map in {label_dir}: {show(only_gen)}" if only_gen else "",
+                 f"{len(only_labels)} label maps in {label_dir} without an image: {show(only_labels)}"
+                 if only_labels else ""]
+        raise I2IError("label maps are paired with the images by file name, and some names have no partner: "
+                       + "; ".join(p for p in parts if p))
+    return [labels[stem] for stem, _, _ in pairs]
+
+
+def generated_only(folder):
+    """[(stem, path, None)] of a folder's images: pairs without references, for the segmentation score alone."""
+    return [(stem, path, None) for stem, path in sorted(list_images(folder).items())]
 
 
 def reference_ids(pairs):

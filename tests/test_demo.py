@@ -195,6 +195,28 @@ def test_every_model_gives_what_its_run_gives(server, references):
     assert (decode(other["pix2pix"]["image"]) != decode(outputs["pix2pix"]["image"])).any()
 
 
+def test_each_output_is_scored_against_the_drawn_label_map(server):
+    """Without a parser the response says the score is unavailable; with one, each output's seg mIoU and pixel
+    accuracy are those of metrics.segmentation on that output and the drawn label map."""
+    from metrics.facade_parser import FacadeParser
+    from metrics.segmentation import segmentation_scores
+    from models.facade_parser import facade_parser_network
+
+    label = labels(1)[0]
+    status, payload, _ = request(server, "POST", "/api/translate", {"label": png_url(label), "models": ["pix2pix"]})
+    assert status == 200 and payload["segmentation"]["available"] is False
+    assert "unavailable" in payload["segmentation"]["note"] and payload["outputs"][0]["segmentation"] is None
+    parser = FacadeParser(facade_parser_network(32, 4), 32)  # untrained: the wiring does not depend on what it learnt
+    app = demo.DemoApp(list(server.app.models.values()), [], parser=parser)
+    assert app.describe()["segmentation"] == {"available": True, "note": ""}
+    response = app.translate({"label": png_url(label), "models": ["pix2pix", "ddim"]})
+    assert response["segmentation"]["available"] is True
+    for output in response["outputs"]:
+        expected = segmentation_scores(decode(output["image"])[None], label[None], parser)
+        assert output["segmentation"]["seg_miou"] == pytest.approx(expected["seg_miou"], abs=1e-4)
+        assert output["segmentation"]["seg_acc"] == pytest.approx(expected["seg_acc"], abs=1e-4)
+
+
 def test_diffusion_settings_and_seed(server, references):
     label = labels(1)[0]
 

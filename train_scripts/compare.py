@@ -58,7 +58,8 @@ LATENT_PRESETS = {
     "paper": ("paper", "latent", []),
 }
 BUDGET_STEP_CAP = 1_000_000  # budget runs stop on time, long before this
-SUMMARIZED = ("psnr", "ssim", "fid", "kid_mean", "lpips")  # the metrics averaged over seeds
+SUMMARIZED = ("psnr", "ssim", "fid", "kid_mean", "lpips", "seg_miou", "seg_acc")  # the metrics averaged over seeds
+IMAGE_METRICS = "psnr,ssim,fid,kid,lpips"
 
 
 class CompareError(Exception):
@@ -261,9 +262,10 @@ def paired_comparisons(rows, run_dirs, args):
     A - B, its paired-bootstrap interval, the p-value, the share of images on which A is better), as a table with
     one row per pair and metric; each unordered pair is compared once."""
     from metrics.comparison import compare_folders
-    from metrics.score import parse_metrics
+    from metrics.score import SEGMENTATION, parse_metrics
     from metrics.weights import keras_cache_dir
 
+    paired = [m for m in parse_metrics(args.metrics) if m != SEGMENTATION]  # compare_folders has no label maps
     rivals, metric = best_rivals(rows)
     if not rivals:
         return None
@@ -276,9 +278,9 @@ def paired_comparisons(rows, run_dirs, args):
         print(f"paired comparison: {name} against {rival} (best {metric} of the others)", flush=True)
         result = compare_folders(os.path.join(run_dirs[name], f"outputs_{args.split}"),
                                  os.path.join(run_dirs[rival], f"outputs_{args.split}"), references,
-                                 metrics=args.metrics, backbone=args.backbone,
+                                 metrics=paired, backbone=args.backbone,
                                  cache_dir=os.path.join(keras_cache_dir(), "i2i_features"))
-        for m in parse_metrics(args.metrics):
+        for m in paired:
             r = result[m]
             table.append({"model_a": name, "model_b": rival, "metric": m, "score_a": r["a"], "score_b": r["b"],
                           "diff": r["diff"], "lo": r["lo"], "hi": r["hi"], "p": r["p"], "a_better": r["a_better"],
@@ -381,8 +383,8 @@ def write_report(path, args, runs, run_dirs, rows, summary, figures, command, st
         with open(file, "rb") as f:
             return f'<img src="data:image/png;base64,{base64.b64encode(f.read()).decode()}" style="max-width:100%">'
 
-    shown = ("seed", "psnr", "ssim", "fid", "kid_mean", "kid_std", "lpips", "backbone", "resolution", "n_images",
-             "train_steps", "wall_time_s")
+    shown = ("seed", "psnr", "ssim", "fid", "kid_mean", "kid_std", "lpips", "seg_miou", "seg_acc", "backbone",
+             "resolution", "n_images", "train_steps", "wall_time_s")
     names = list(dict.fromkeys(name for name, _ in runs))
     seeds = list(dict.fromkeys(seed for _, seed in runs))
     env = environment()
@@ -410,7 +412,8 @@ def write_report(path, args, runs, run_dirs, rows, summary, figures, command, st
     table = table.reindex(columns=list(shown))
     parts.append("<h2>Metrics</h2>" + table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="", border=0))
     n_resamples = next((rows[run].get("n_resamples") for run in runs if rows[run].get("n_resamples")), None)
-    parts.append("<p>PSNR, SSIM: higher is better; FID, KID, LPIPS: lower is better. FID/KID with the "
+    parts.append("<p>PSNR, SSIM, seg mIoU and seg acc (the facade parser's reading of each output against its label "
+                 "map): higher is better; FID, KID, LPIPS: lower is better. FID/KID with the "
                  "<code>alexnet</code> backbone are not on the scale of published (Inception) values."
                  + (f" [lo, hi]: 95 % percentile bootstrap interval over the scored images ({n_resamples} resamples):"
                     " it covers the choice of test images, not the training seed." if n_resamples else "")
@@ -485,7 +488,9 @@ def build_parser():
     p.add_argument("--seeds", default=None, metavar="K,K,...",
                    help="train every model once per seed, in <runs>/<model>-seed<k>/; a metrics.csv row per seed and "
                         "each metric's mean ± std over seeds (not with --seed)")
-    p.add_argument("--metrics", default="psnr,ssim,fid,kid,lpips")
+    p.add_argument("--metrics", default=None,
+                   help=f"comma-separated metrics (default: {IMAGE_METRICS}, and segmentation when the facade parser "
+                        "is in metrics/weights/facade_parser/); the paired comparisons leave segmentation out")
     p.add_argument("--backbone", choices=BACKBONES, default=None, help="FID/KID backbone (default: best available)")
     p.add_argument("--samples", type=int, default=6, help="rows of the comparison figure")
     p.add_argument("--runs", default=None, help="folder of the runs (default runs/compare-<data>-<preset>[-...])")
@@ -515,6 +520,10 @@ def default_runs_dir(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.metrics is None:
+        from metrics.facade_parser import parser_available
+
+        args.metrics = IMAGE_METRICS + (",segmentation" if parser_available() else "")
     command = shlex.join(["python", "train_scripts/compare.py", *(sys.argv[1:] if argv is None else argv)])
     started = datetime.datetime.now().isoformat(timespec="seconds")
     t0 = time.perf_counter()

@@ -467,8 +467,13 @@ class Examples:
 class DemoApp:
     """The loaded models and what the API does, apart from HTTP."""
 
-    def __init__(self, models, failures, max_pixels=DEFAULT_MAX_PIXELS, max_body_bytes=None):
+    def __init__(self, models, failures, max_pixels=DEFAULT_MAX_PIXELS, max_body_bytes=None, parser=None,
+                 parser_note=None):
         self.models = {m.name: m for m in models}
+        self.parser = parser  # the facade parser scoring each output against the drawn label map, or None
+        self.parser_note = parser_note or ("" if parser else "the segmentation score is unavailable: no facade "
+                                                              "parser")
+        self._parser_lock = threading.Lock()
         self.failures = list(failures)
         self.max_pixels = max_pixels
         self.max_body_bytes = max_body_bytes or int(DEFAULT_MAX_BODY_MB * 2 ** 20)
@@ -482,8 +487,22 @@ class DemoApp:
                 "models": [m.info() for m in self.models.values()],
                 "failed": [{"run_dir": d, "error": e} for d, e in self.failures],
                 "examples": {"source": self.examples.description, "count": len(self.examples)},
+                "segmentation": self.segmentation_info(),
                 "limits": {"max_pixels": self.max_pixels, "max_body_bytes": self.max_body_bytes,
                            "max_sampling_steps": MAX_SAMPLING_STEPS}}
+
+    def segmentation_info(self):
+        return {"available": self.parser is not None, "note": self.parser_note}
+
+    def segmentation(self, output, label):
+        """``{"seg_miou", "seg_acc"}`` of one output against the drawn label map (None without the parser)."""
+        from metrics.segmentation import segmentation_scores
+
+        if self.parser is None:
+            return None
+        with self._parser_lock:
+            scores = segmentation_scores(output[None], label[None], self.parser)
+        return {k: (None if np.isnan(scores[k]) else round(scores[k], 4)) for k in ("seg_miou", "seg_acc")}
 
     def example(self, query):
         text = (query.get("index") or ["0"])[0]
@@ -537,8 +556,10 @@ class DemoApp:
             except I2IError as e:
                 raise DemoError(f"{m.name}: {e}") from None
             outputs.append({"model": m.name, "family": m.spec.name, "image": png_data_url(output),
-                            "resolution": m.size, "ms": round(ms, 1), "settings": used})
-        return {"outputs": outputs, "canvas_size": self.canvas_size, "notes": notes}
+                            "resolution": m.size, "ms": round(ms, 1), "settings": used,
+                            "segmentation": self.segmentation(output, label)})
+        return {"outputs": outputs, "canvas_size": self.canvas_size, "notes": notes,
+                "segmentation": self.segmentation_info()}
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -685,7 +706,23 @@ def build_parser():
                    help="refuse uploaded images with more pixels than this")
     p.add_argument("--max-body-mb", type=float, default=DEFAULT_MAX_BODY_MB,
                    help="refuse request bodies larger than this many MiB")
+    p.add_argument("--parser", metavar="DIR",
+                   help="facade parser folder for the segmentation score of each output (default: "
+                        "$I2I_FACADE_PARSER, else metrics/weights/facade_parser/; without one the page says the "
+                        "score is unavailable)")
     return p
+
+
+def load_parser(path):
+    """(the facade parser or None, a note for the page): a missing or broken parser leaves the score out."""
+    from metrics.facade_parser import load_facade_parser
+    from metrics.weights import WeightsError
+
+    try:
+        return load_facade_parser(path), ""
+    except WeightsError as e:
+        log.warning("no segmentation score: %s", e)
+        return None, "the segmentation score is unavailable: the facade parser's weights are not installed"
 
 
 def main(argv=None):
@@ -700,7 +737,9 @@ def main(argv=None):
         for path, problem in problems:
             log.error("%s: %s", path, problem)
         models, failures = load_models(run_dirs)
-        app = DemoApp(models, problems + failures, args.max_pixels, int(args.max_body_mb * 2 ** 20))
+        parser, parser_note = load_parser(args.parser)
+        app = DemoApp(models, problems + failures, args.max_pixels, int(args.max_body_mb * 2 ** 20), parser,
+                      parser_note)
         server = bind(app, args.port)
     except I2IError as e:
         print(f"error: {e}", file=sys.stderr)

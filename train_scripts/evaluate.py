@@ -12,6 +12,11 @@ and the row of this model/variant/data/split in the results table is added or re
 ``--set KEY=VALUE`` changes a test-time setting of the run (e.g. a diffusion model's sampler, steps, eta,
 guidance): the variant names it, and outputs and scores go to ``outputs_<split>_<settings>/`` and
 ``scores_<split>_<settings>_full.json`` beside the run's own.
+
+The segmentation score (``seg_miou``, ``seg_acc``: does each output follow its label map?) is part of the default
+metrics when the facade parser's files are in ``metrics/weights/facade_parser/`` (or ``--parser DIR``), and left out
+with a note when they are not; the outputs are scored against the split's 256 px label maps (the run's size if that
+is larger). An autoencoder run (reconstructed photos, no label maps in) gets no segmentation score.
 """
 
 import argparse
@@ -38,8 +43,11 @@ COLUMNS = ("model", "variant", "split", "resolution", "n_images", "psnr", "ssim"
            "data", "seed", "kid_subset_size", "run_dir",
            # 95 % percentile bootstrap intervals over the images (metrics.score.interval_scores); kid_*: of kid_mean
            "psnr_lo", "psnr_hi", "ssim_lo", "ssim_hi", "fid_lo", "fid_hi", "kid_lo", "kid_hi", "lpips_lo", "lpips_hi",
-           "n_resamples")
-INTERVALS = {"psnr": "psnr", "ssim": "ssim", "fid": "fid", "kid_mean": "kid", "lpips": "lpips"}  # column: prefix
+           "n_resamples",
+           # the segmentation score of the outputs against their label maps (metrics.segmentation), with intervals
+           "seg_miou", "seg_acc", "seg_miou_lo", "seg_miou_hi", "seg_acc_lo", "seg_acc_hi")
+INTERVALS = {"psnr": "psnr", "ssim": "ssim", "fid": "fid", "kid_mean": "kid", "lpips": "lpips", "seg_miou": "seg_miou",
+             "seg_acc": "seg_acc"}  # column: prefix of its interval columns
 # The runs of one variant with other training seeds are rows side by side. A table written before the backbone or
 # seed were recorded reads "" there; an empty seed (unknown) matches only an empty seed: such a row is kept.
 KEY = ("model", "variant", "data", "split", "resolution", "backbone", "seed")
@@ -114,6 +122,33 @@ def settings_suffix(settings):
     return "".join(f"_{k}={re.sub(r'[^A-Za-z0-9.-]+', '_', str(v))}" for k, v in sorted(settings.items()))
 
 
+SEGMENTATION_LABEL_SIZE = 256  # the label maps the outputs are scored against: the facades' own size
+
+
+def evaluation_metrics(metrics, reconstructs=False):
+    """The metrics to score: ``metrics`` (a string or names), else the five image metrics plus ``segmentation`` when
+    the facade parser's files are present (a printed note when not). An autoencoder (``reconstructs``) gets no
+    segmentation score; asking for one is refused, as is asking for it without the parser."""
+    from metrics.facade_parser import load_facade_parser, parser_available
+    from metrics.score import ALL_METRICS, SEGMENTATION, parse_metrics
+
+    if metrics is None:
+        if reconstructs:
+            return ALL_METRICS
+        if parser_available():
+            return (*ALL_METRICS, SEGMENTATION)
+        print(f"note: no {SEGMENTATION} score: the facade parser is not in metrics/weights/facade_parser/ (or "
+              "--parser DIR)")
+        return ALL_METRICS
+    metrics = parse_metrics(metrics)
+    if SEGMENTATION in metrics:
+        if reconstructs:
+            raise I2IError(f"{SEGMENTATION}: an autoencoder reconstructs photos, not label maps; score its "
+                           "reconstructions without it")
+        load_facade_parser()  # refuse missing or broken weights before translating
+    return metrics
+
+
 def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=16, save_images=True, cache_dir=None,
                  inference=None, weights_path=None, n_resamples=None, interval_seed=None):
     """Translate ``split`` with the run's model and score it; returns the results row (a dict of COLUMNS).
@@ -126,7 +161,7 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
     from data.errors import LayoutError
     from data.sources import open_source
     from metrics.intervals import DEFAULT_RESAMPLES, DEFAULT_SEED
-    from metrics.score import check_resamples, parse_metrics, score_pairs
+    from metrics.score import SEGMENTATION, check_resamples, score_pairs
     from metrics.weights import keras_cache_dir
     from train_scripts.export_folder import ExportFolder
     from train_scripts.inference import load_trained, translate_split  # TensorFlow: imported when scoring
@@ -134,6 +169,7 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
     n_resamples = check_resamples(DEFAULT_RESAMPLES if n_resamples is None else n_resamples)
     interval_seed = DEFAULT_SEED if interval_seed is None else interval_seed
     spec, config, model, run = load_trained(run_dir, inference)
+    metrics = evaluation_metrics(metrics, spec.reconstructs)
     suffix = settings_suffix(parse_inference_settings(spec, inference))
     saved = run.read_config()
     source = open_source(config["data"])
@@ -153,13 +189,17 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
     def batches(images):
         return (images[i:i + batch_size] for i in range(0, len(images), batch_size))
 
-    metrics = parse_metrics(metrics)
+    label_maps = None
+    if SEGMENTATION in metrics:
+        size = max(SEGMENTATION_LABEL_SIZE, config["image_size"])
+        label_maps = pairs.labels if size == config["image_size"] else source.load(split, size).labels
     cache_dir = cache_dir or os.path.join(keras_cache_dir(), "i2i_features")
     real_ids = [f"{config['data']}:{split}:{name}" for name in pairs.names]
     scores = score_pairs(batches(fakes), batches(pairs.photos), metrics, backbone, weights_path=weights_path,
                          batch_size=batch_size,
                          cache_dir=cache_dir if config["data"] != "synthetic" else None, real_ids=real_ids,
-                         n_resamples=n_resamples, interval_seed=interval_seed)
+                         n_resamples=n_resamples, interval_seed=interval_seed,
+                         label_batches=None if label_maps is None else batches(label_maps), per_image=True)
     # an exported model: the record its export took from its run (a latent DDIM's with its autoencoder's)
     steps, wall, commit = run.training_record() if isinstance(run, ExportFolder) else run_training_record(run, config)
     row = {
@@ -171,7 +211,12 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
     }
     row["resolution"] = scores["resolution"]
     with open(run.file(f"scores_{split}{suffix}_full.json"), "w") as f:
-        json.dump({**row, "metrics": list(metrics), "interval_seed": scores["interval_seed"]}, f, indent=2,
+        extra = {}
+        if SEGMENTATION in metrics:
+            extra["segmentation"] = {"per_class_iou": scores["per_class_iou"],
+                                     "per_image": {"names": list(pairs.names),
+                                                   **{m: scores["per_image"][m] for m in ("seg_miou", "seg_acc")}}}
+        json.dump({**row, "metrics": list(metrics), "interval_seed": scores["interval_seed"], **extra}, f, indent=2,
                   default=lambda x: float(np.asarray(x)))
     return row
 
@@ -222,7 +267,7 @@ def format_results(rows):
     """The results table (a table or a list of rows) as aligned text of the columns a reader compares; a score with
     an interval shows as ``value [lo, hi]`` (rows of older tables, without intervals: the value alone)."""
     shown = ["model", "variant", "seed", "data", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean",
-             "kid_std", "lpips", "backbone", "train_steps", "wall_time_s"]
+             "kid_std", "lpips", "seg_miou", "seg_acc", "backbone", "train_steps", "wall_time_s"]
     return with_intervals(pd.DataFrame(rows))[shown].to_string(index=False, justify="left")
 
 
@@ -247,13 +292,18 @@ def _with_interval(value, lo, hi):
 def build_parser():
     from metrics.backbones import BACKBONES
     from metrics.intervals import DEFAULT_RESAMPLES, DEFAULT_SEED
-    from metrics.score import ALL_METRICS
+    from metrics.score import ALL_METRICS, KNOWN_METRICS
 
     p = argparse.ArgumentParser(prog="python train_scripts/evaluate.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", help="run folder made by a train script, or an exported model (export.py)")
     p.add_argument("--split", default="test", help="split to score (the facades have train/val/test)")
-    p.add_argument("--metrics", default=",".join(ALL_METRICS), help="comma-separated subset")
+    p.add_argument("--metrics", default=None,
+                   help=f"comma-separated subset of {','.join(KNOWN_METRICS)} (default: {','.join(ALL_METRICS)}, "
+                        "and segmentation when the facade parser is present)")
+    p.add_argument("--parser", metavar="DIR",
+                   help="facade parser folder for the segmentation score (default: $I2I_FACADE_PARSER, else "
+                        "metrics/weights/facade_parser/)")
     p.add_argument("--backbone", choices=BACKBONES, default=None,
                    help="FID/KID features (default: fid-inception if its weights are here, else inception, "
                         "else alexnet; alexnet FID/KID are not comparable with published values)")
@@ -283,6 +333,10 @@ def main(argv=None):
         if args.batch_size < 1:
             raise I2IError(f"--batch-size must be at least 1, got {args.batch_size}")
         read_results(args.results)  # refuse a foreign table before spending minutes on scoring
+        if args.parser:
+            from metrics.facade_parser import ENV_VAR
+
+            os.environ[ENV_VAR] = args.parser
         row = evaluate_run(args.run_dir, args.split, args.metrics, args.backbone, args.batch_size, args.save_images,
                            inference=args.inference, weights_path=args.weights, n_resamples=args.resamples,
                            interval_seed=args.interval_seed)

@@ -379,7 +379,22 @@
     }
   }
 
-  function showOutput(output) {
+  function segmentationLine(output, segmentation) {
+    // how well the output follows the drawn label map: the facade parser's reading of it, or why it is missing
+    const line = document.createElement("span");
+    line.className = "muted segmentation";
+    const score = output.segmentation;
+    if (score) {
+      const show = (v) => (v === null || v === undefined ? "–" : v.toFixed(3));
+      line.textContent = `follows the drawing: seg mIoU ${show(score.seg_miou)}, pixel accuracy ${show(score.seg_acc)}`;
+      line.title = "the facade parser's class map of this output against the drawn label map (higher is closer)";
+    } else {
+      line.textContent = (segmentation && segmentation.note) || "the segmentation score is unavailable";
+    }
+    return line;
+  }
+
+  function showOutput(output, segmentation) {
     const m = modelInfo(output.model);
     const figure = card(output.model);
     figure.className = "card";
@@ -409,7 +424,8 @@
     download.textContent = "PNG";
     download.className = "download";
     download.title = "download this output as PNG";
-    caption.append(title, " ", ms, document.createElement("br"), details, " ", download);
+    caption.append(title, " ", ms, document.createElement("br"), details, " ", download,
+                   document.createElement("br"), segmentationLine(output, segmentation));
     if (m && m.seeded) {
       const again = document.createElement("button");
       again.type = "button";
@@ -442,7 +458,7 @@
     updatePending(+1);
     try {
       const data = await api("/api/translate", {label, models: [name], settings: {[name]: readSettings(name)}});
-      for (const output of data.outputs) showOutput(output);
+      for (const output of data.outputs) showOutput(output, data.segmentation);
       return null;
     } catch (e) {
       showFailure(name, e.message);
