@@ -247,7 +247,7 @@ def update_results(path, row):
     """
     table = read_results(path)
     table = table.assign(**{k: "" for k in KEY if k not in table})
-    new = pd.DataFrame([{k: _cell(v) for k, v in row.items()}])
+    new = pd.DataFrame([{**dict.fromkeys(KEY, ""), **{k: _cell(v) for k, v in row.items()}}])  # a key not given: ""
     same = (table[list(KEY)] == new.loc[0, list(KEY)]).all(axis=1)
     table = pd.concat([table[~same], new], ignore_index=True).fillna("")
     columns = list(COLUMNS) + sorted(set(table.columns) - set(COLUMNS))
