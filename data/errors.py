@@ -1,12 +1,14 @@
-"""Errors a user can act on.
+"""Errors a user can act on, and :class:`I2IError`, the root of every error class of the project.
 
 Every command catches :class:`I2IError` and prints its message (which names the
-file and the problem) instead of a stack trace, then exits with status 2.
+file and the problem) instead of a stack trace, then exits with status 2. Each package defines
+its own subclasses next to the code that raises them (``metrics.weights.WeightsError``,
+``train_scripts.compare.CompareError``, ...).
 """
 
 
 class I2IError(Exception):
-    """Base class of the errors that are reported to the user as plain text."""
+    """The project's root error: the errors that are reported to the user as plain text."""
 
 
 class ImageError(I2IError):

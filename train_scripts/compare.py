@@ -62,8 +62,8 @@ SUMMARIZED = ("psnr", "ssim", "fid", "kid_mean", "lpips", "seg_miou", "seg_acc")
 IMAGE_METRICS = "psnr,ssim,fid,kid,lpips"
 
 
-class CompareError(Exception):
-    pass
+class CompareError(I2IError):
+    """A comparison cannot run: bad flags, or a training or scoring subprocess failed (names its log)."""
 
 
 def parse_models(text):
@@ -586,7 +586,7 @@ def main(argv=None):
         print(f"\nwrote {args.out}/metrics.csv, comparison.png, loss_curves.png, report.html"
               + (", paired-comparisons.csv" if paired is not None else ""))
         return 0
-    except (CompareError, I2IError) as e:
+    except I2IError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
