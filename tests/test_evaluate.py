@@ -90,6 +90,20 @@ def test_rows_are_replaced_per_model_variant_and_split_and_other_columns_kept(ru
     assert rows[1]["fid"] == "" and rows[1]["lpips"] == ""  # metrics not asked for stay empty, not made up
 
 
+def test_the_row_records_the_run_folder_relative_to_the_workspace(run_dir, tmp_path, monkeypatch):
+    """metrics.csv names no folder of the machine: a run inside the workspace (the repository, or the current folder
+    when installed) by its path from there, a run elsewhere by its name."""
+    results = tmp_path / "metrics.csv"
+    args = [str(run_dir), "--results", str(results), "--metrics", "psnr"]
+    monkeypatch.setattr(evaluate, "workspace_root", lambda: str(run_dir.parent.parent))
+    assert evaluate.main(args) == 0
+    assert _rows(results)[0]["run_dir"] == f"{run_dir.parent.name}/run"
+    monkeypatch.setattr(evaluate, "workspace_root", lambda: str(tmp_path))  # the run lies outside
+    assert evaluate.main(args) == 0
+    assert _rows(results)[0]["run_dir"] == "run"
+    assert json.load(open(run_dir / "scores_test_full.json"))["run_dir"] == "run"
+
+
 def _cli(*args):
     done = subprocess.run([sys.executable, "train_scripts/evaluate.py", *map(str, args)],
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True,

@@ -92,6 +92,17 @@ def training_record(run, step=None):
     return steps, round(wall, 1), ",".join(c[:12] + ("+dirty" if c.endswith("+dirty") else "") for c in commits)
 
 
+def recorded_run_dir(path):
+    """A run folder as the results table records it: relative to the workspace root (``runs/pix2pix``; see
+    :func:`train_scripts.config.workspace_root`), or only its name when it lies outside, so that a table names no
+    folder of the machine it was scored on."""
+    path = os.path.abspath(path)
+    root = os.path.abspath(workspace_root())
+    if os.path.commonpath([path, root]) == root:
+        return os.path.relpath(path, root)
+    return os.path.basename(path)
+
+
 def run_training_record(run, config, step=None):
     """:func:`training_record`, with a latent DDIM's autoencoder's wall time and commits added (its training is part
     of the model's)."""
@@ -205,7 +216,8 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
     row = {
         "model": spec.model_name(config),
         "variant": variant_of(spec, saved.get("preset", ""), config), "split": split,
-        "train_steps": steps, "wall_time_s": wall, "commit": commit, "data": config["data"], "run_dir": run.path,
+        "train_steps": steps, "wall_time_s": wall, "commit": commit, "data": config["data"],
+        "run_dir": recorded_run_dir(run.path),
         "seed": config.get("seed"),
         **{k: scores.get(k) for k in COLUMNS if k in scores},
     }
