@@ -406,7 +406,7 @@ def write_report(path, args, runs, run_dirs, rows, summary, figures, command, st
                   else "")
         parts.append(f"<p>Every model trained for the same wall-clock budget of {args.budget_minutes:g} minutes "
                      f"(training steps, periodic validation and sample grids included; scoring not).{latent}</p>")
-    from train_scripts.evaluate import with_intervals
+    from train_scripts.evaluate import recorded_run_dir, with_intervals
 
     table = with_intervals(pd.DataFrame([rows[run] for run in runs], index=[run_name(*run) for run in runs]))
     table = table.reindex(columns=list(shown))
@@ -447,7 +447,7 @@ def write_report(path, args, runs, run_dirs, rows, summary, figures, command, st
         sessions = run.sessions()
         trained = sum(float(s.get("wall_time_s") or 0) for s in sessions)
         last = max((s.get("end_step") or s.get("start_step") or 0 for s in sessions), default=0)
-        parts.append(f"<h3>{name}</h3><p>{html.escape(run.path)}: {len(sessions)} session(s), "
+        parts.append(f"<h3>{name}</h3><p>{html.escape(recorded_run_dir(run.path))}: {len(sessions)} session(s), "
                      f"{trained / 60:.1f} min of training, last step {last}.</p>")
         parts.append("<details><summary>sessions</summary><pre>" + html.escape(
             "\n".join(f"{s.get('started')} {s.get('status')} steps {s.get('start_step')}->{s.get('end_step')} "
