@@ -82,7 +82,8 @@ def kid_from_features(features1, features2, subsets=KID_SUBSETS, subset_size=KID
     """KID mean and std over random subsets, as torch-fidelity computes it (eq. 26-31).
 
     Returns ``{"kid_mean", "kid_std", "kid_subset_size"}``; ``kid_subset_size`` is the size actually used, which is
-    ``min(subset_size, N1, N2)``. When it equals the set size every subset is the whole set, so the std is 0.
+    ``min(subset_size, N1, N2)``. When it equals both set sizes every subset is the whole set (in another order),
+    so the std is exactly 0, not the ~1e-16 that the subsets' summation order leaves; so is a spread of equal values.
     """
     f1, f2 = _as_features(features1, "features1"), _as_features(features2, "features2")
     if f1.shape[1] != f2.shape[1]:
@@ -99,4 +100,6 @@ def kid_from_features(features1, features2, subsets=KID_SUBSETS, subset_size=KID
         kernel = dict(degree=degree, gamma=gamma, coef0=coef0)
         mmds[i] = mmd2_unbiased(polynomial_kernel(x, x, **kernel), polynomial_kernel(x, y, **kernel),
                                 polynomial_kernel(y, y, **kernel))
-    return {"kid_mean": float(np.mean(mmds)), "kid_std": float(np.std(mmds)), "kid_subset_size": size}
+    whole_sets = size == n1 == n2
+    std = 0.0 if whole_sets or np.ptp(mmds) == 0 else float(np.std(mmds))
+    return {"kid_mean": float(np.mean(mmds)), "kid_std": std, "kid_subset_size": size}
