@@ -49,7 +49,7 @@ def test_scores_a_run_and_writes_its_row(run_dir, tmp_path, capsys):
     assert "pix2pix" in capsys.readouterr().out  # the table is printed
 
     # The same numbers come out of the run's own scores file, and PSNR/SSIM agree with the training glue's.
-    full = json.load(open(run_dir / "scores_test_full.json"))
+    full = json.load(open(run_dir / "scores_test_alexnet_full.json"))
     quick = json.load(open(run_dir / "scores_test.json"))
     assert full["psnr"] == pytest.approx(float(row["psnr"]), rel=1e-5)
     assert full["psnr"] == pytest.approx(quick["psnr"], rel=1e-6) and full["ssim"] == pytest.approx(quick["ssim"], rel=1e-6)
@@ -102,6 +102,40 @@ def test_the_row_records_the_run_folder_relative_to_the_workspace(run_dir, tmp_p
     assert evaluate.main(args) == 0
     assert _rows(results)[0]["run_dir"] == "run"
     assert json.load(open(run_dir / "scores_test_full.json"))["run_dir"] == "run"
+
+
+class ColourStatistics:
+    """A stand-in FID/KID backbone without weights: each image's per-channel mean (or standard deviation)."""
+
+    dim = 3
+
+    def __init__(self, name, statistic):
+        self.name, self.statistic = name, statistic
+
+    def features(self, images):
+        return self.statistic(np.asarray(images, np.float64), axis=(1, 2))
+
+
+def test_two_backbones_keep_a_scores_file_each_and_compare_finds_its_own(run_dir, tmp_path):
+    """The same outputs scored on two FID/KID backbones are two rows of the table and two scores files in the run
+    (the second does not overwrite the first); compare.py reuses the file of the backbone it asks for."""
+    from argparse import Namespace
+
+    from train_scripts import compare
+
+    results = tmp_path / "metrics.csv"
+    for net in (ColourStatistics("colour-mean", np.mean), ColourStatistics("colour-std", np.std)):
+        evaluate.update_results(str(results), evaluate.evaluate_run(str(run_dir), metrics="fid", backbone=net,
+                                                                    save_images=False))
+    rows = _rows(results)
+    assert [r["backbone"] for r in rows] == ["colour-mean", "colour-std"] and rows[0]["fid"] != rows[1]["fid"]
+    for row in rows:
+        saved = json.load(open(run_dir / f"scores_test_{row['backbone']}_full.json"))
+        assert saved["backbone"] == row["backbone"] and saved["fid"] == pytest.approx(float(row["fid"]), rel=1e-5)
+    # an unknown backbone name would make compare.py's evaluate.py subprocess fail: the file is reused, not rescored
+    args = Namespace(split="test", metrics="fid", backbone="colour-mean", out=str(tmp_path))
+    reused = compare.score_run(str(run_dir), args, str(tmp_path / "score.log"), "pix2pix")
+    assert reused["backbone"] == "colour-mean" and reused["fid"] == pytest.approx(float(rows[0]["fid"]), rel=1e-5)
 
 
 def _cli(*args):

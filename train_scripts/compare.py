@@ -168,12 +168,14 @@ def _worth_showing(line):
 
 def score_run(run_dir, args, log_path, prefix):
     """Score a run with evaluate.py unless its saved scores are newer than its weights and cover the request."""
-    from train_scripts.evaluate import COLUMNS
+    from metrics.backbones import default_backbone
+    from train_scripts.evaluate import COLUMNS, scores_file_name
     from train_scripts.run_folder import RunFolder
 
-    scores = os.path.join(run_dir, f"scores_{args.split}_full.json")
-    weights = os.path.join(run_dir, "model.weights.h5")
     wanted = set(args.metrics.split(","))
+    backbone = (args.backbone or default_backbone()) if wanted & {"fid", "kid"} else None  # evaluate.py's choice
+    scores = os.path.join(run_dir, scores_file_name(args.split, backbone=backbone))
+    weights = os.path.join(run_dir, "model.weights.h5")
     if os.path.exists(scores) and os.path.getmtime(scores) >= os.path.getmtime(weights):
         with open(scores) as f:
             saved = json.load(f)

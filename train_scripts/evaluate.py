@@ -7,11 +7,12 @@ results/metrics.csv.
 
 The run's model translates every label map of the split (at the run's training resolution);
 the outputs are saved as PNGs in ``RUN_DIR/outputs_<split>/`` (same names as the references, so
-``python -m metrics`` can score them again), the scores in ``RUN_DIR/scores_<split>_full.json``,
-and the row of this model/variant/data/split in the results table is added or replaced.
+``python -m metrics`` can score them again), the scores in ``RUN_DIR/scores_<split>_<backbone>_full.json``
+(``scores_<split>_full.json`` without FID/KID), and the row of this model/variant/data/split/backbone in the results
+table is added or replaced.
 ``--set KEY=VALUE`` changes a test-time setting of the run (e.g. a diffusion model's sampler, steps, eta,
 guidance): the variant names it, and outputs and scores go to ``outputs_<split>_<settings>/`` and
-``scores_<split>_<settings>_full.json`` beside the run's own.
+``scores_<split>_<settings>_<backbone>_full.json`` beside the run's own.
 
 The segmentation score (``seg_miou``, ``seg_acc``: does each output follow its label map?) is part of the default
 metrics when the facade parser's files are in ``metrics/weights/facade_parser/`` (or ``--parser DIR``), and left out
@@ -133,6 +134,13 @@ def settings_suffix(settings):
     return "".join(f"_{k}={re.sub(r'[^A-Za-z0-9.-]+', '_', str(v))}" for k, v in sorted(settings.items()))
 
 
+def scores_file_name(split, suffix="", backbone=None):
+    """The run's scores file of one results row: ``scores_<split>[<settings suffix>][_<backbone>]_full.json``; the
+    FID/KID backbone (None when neither was scored) keeps the scores of the same outputs on two backbones apart, as
+    the table's rows are."""
+    return f"scores_{split}{suffix}{'_' + backbone if backbone else ''}_full.json"
+
+
 SEGMENTATION_LABEL_SIZE = 256  # the label maps the outputs are scored against: the facades' own size
 
 
@@ -222,7 +230,7 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
         **{k: scores.get(k) for k in COLUMNS if k in scores},
     }
     row["resolution"] = scores["resolution"]
-    with open(run.file(f"scores_{split}{suffix}_full.json"), "w") as f:
+    with open(run.file(scores_file_name(split, suffix, scores.get("backbone"))), "w") as f:
         extra = {}
         if SEGMENTATION in metrics:
             extra["segmentation"] = {"per_class_iou": scores["per_class_iou"],
