@@ -1,4 +1,4 @@
-"""Procedural synthetic facades: the toolkit's offline default dataset (SPEC §Data, "Embedded default").
+"""Procedural synthetic facades: the toolkit's offline default dataset.
 
 Each pair is a label map in the real facades palette and a pseudo-photo rendered from it, so every script runs
 with no download and tests can check that a model really learns label map -> photo (the facades task B -> A).
@@ -36,7 +36,7 @@ from PIL import Image
 from data.errors import I2IError
 
 # Colours of the 12 CMP classes in the pix2pix facades label maps, in CMP class order.
-# Source: /work/shared/data/facades/SOURCE.md (k-means centres of the flat pixels of the train label halves).
+# k-means centres of the flat pixels of the facades' train label halves.
 # Ten centres are used exactly as listed there. Two entries of that list are not class colours:
 #   * (0, 0, 128) [~0%] is JPEG ringing: it never occurs on flat pixels, only as 1-3 px seams between
 #     dark red (shop) and blue regions;

@@ -1,4 +1,4 @@
-"""Metrics of SPEC "Metrics": PSNR, SSIM, FID, KID, LPIPS, the segmentation score, feature backbones, weight lookup.
+"""Metrics: PSNR, SSIM, FID, KID, LPIPS, the segmentation score, feature backbones, weight lookup.
 
 Images at this boundary are NHWC RGB, uint8 or float in [0, 255]. Importing ``metrics`` is cheap: the names
 below are loaded from their modules on first use (PEP 562), and no network is built until asked for.

@@ -1,4 +1,4 @@
-"""The FID Inception of published FID numbers, rebuilt in Keras (SPEC "Metrics", study eq. 32).
+"""The FID Inception of published FID numbers, rebuilt in Keras (study eq. 32).
 
 This is the graph of the original TensorFlow FID code (``inception-2015-12-05``) as ported by
 pytorch-fid 0.3.0 (``pytorch_fid/inception.py``: ``InceptionV3(output_blocks=[3],

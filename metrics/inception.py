@@ -1,4 +1,4 @@
-"""The Keras ImageNet InceptionV3 feature extractor for FID and KID (study eq. 26-32, SPEC "Metrics").
+"""The Keras ImageNet InceptionV3 feature extractor for FID and KID (study eq. 26-32).
 
 ``InceptionBackbone`` is ``keras.applications.InceptionV3(include_top=False, pooling="avg")``
 with the official ImageNet weights, fed as Keras documents: images resized to 299x299

@@ -1,4 +1,4 @@
-"""Scoring generated images against references: every metric of SPEC "Metrics" in one streaming pass.
+"""Scoring generated images against references: every metric in one streaming pass.
 
 :func:`score_pairs` is shared by ``python -m metrics``, ``train_scripts/evaluate.py`` and the compare command.
 It takes two iterables of image batches (NHWC RGB, uint8 or float in [0, 255]; the i-th fake batch is paired with

@@ -1,6 +1,6 @@
 """Finding pretrained weight files: explicit path, weights folders, Keras cache, an installed package, download.
 
-The order (SPEC "Metrics", pretrained weights):
+The order:
 
 1. ``explicit_path``: a file is used as given (it may be a converted or re-saved copy; the
    format readers check its contents; a checksum mismatch is only logged as a warning);

@@ -1,11 +1,11 @@
 """The KL-regularised autoencoder of latent diffusion (Rombach et al. 2022, section 3.1 and appendix G), small.
 
-The seed book's last chapter (``004_…txt``) runs diffusion in the latent space of an autoencoder; this is that
-autoencoder, sized for a CPU. Encoder: a 3x3 input convolution, per level ``block_depth`` residual blocks (group
-norm, swish, 3x3 convolutions) and a stride-2 3x3 convolution between levels, a middle residual block, then group
-norm, swish and a 3x3 convolution to the mean and log-variance of ``latent_channels`` latent channels; the decoder
-mirrors it with nearest up-sampling and a 3x3 convolution between levels. ``len(widths) - 1`` levels halve the
-size: widths of 4 levels give 256 px -> 32x32 latents (factor 8).
+Latent diffusion runs diffusion in the latent space of an autoencoder; this is that autoencoder, sized for a CPU.
+Encoder: a 3x3 input convolution, per level ``block_depth`` residual blocks (group norm, swish, 3x3 convolutions)
+and a stride-2 3x3 convolution between levels, a middle residual block, then group norm, swish and a 3x3 convolution
+to the mean and log-variance of ``latent_channels`` latent channels; the decoder mirrors it with nearest up-sampling
+and a 3x3 convolution between levels. ``len(widths) - 1`` levels halve the size: widths of 4 levels give 256 px ->
+32x32 latents (factor 8).
 
 Loss (LDM's ``LPIPSWithDiscriminator`` without its discriminator, divided by the number of pixel values, which
 leaves Adam's steps unchanged): ``mean |x - x'| + lpips_weight * LPIPS(x, x') + kl_weight * KL / (H * W * 3)``,

@@ -55,7 +55,7 @@ class CVAE(LossTracking, keras.Model):
     """Conditional VAE trained on reconstruction + beta * KL (study appendix 3).
 
     ``translate(labels)`` decodes the label maps with z ~ N(0, I) by default (``sample_at_test=True``): that is
-    the model's generative distribution p(photo | label) = E_z p(photo | z, label) (SPEC, Models 1), so scores
+    the model's generative distribution p(photo | label) = E_z p(photo | z, label), so scores
     measure what the CVAE actually generates. ``sample=False`` decodes the prior's mean z = 0 instead - one
     deterministic, usually smoother output per label map, often with a higher PSNR/SSIM.
     """

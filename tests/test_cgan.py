@@ -1,4 +1,4 @@
-"""CGAN (issue 4): network shapes and counts, no skip path, loss terms by hand, D:G ratio, it learns, exact resume."""
+"""CGAN: network shapes and counts, no skip path, loss terms by hand, D:G ratio, it learns, exact resume."""
 
 import os
 import signal

@@ -1,4 +1,4 @@
-"""CVAE (issue 4): network shapes and parameter counts, loss terms by hand, it learns, exact resume, run-folder checks."""
+"""CVAE: network shapes and parameter counts, loss terms by hand, it learns, exact resume, run-folder checks."""
 
 import os
 import signal

@@ -1,4 +1,4 @@
-"""CycleGAN (issue 4): networks of the CycleGAN paper, its loss terms by hand, the pool of past fakes, the
+"""CycleGAN: networks of the CycleGAN paper, its loss terms by hand, the pool of past fakes, the
 learning-rate schedule, learning on synthetic facades, exact resume and the run-folder guard."""
 
 import os

@@ -1,4 +1,4 @@
-"""Data layouts, the study's augmentation and the tf.data pipeline (SPEC §Data)."""
+"""Data layouts, the study's augmentation and the tf.data pipeline (study section 3.1)."""
 
 import os
 

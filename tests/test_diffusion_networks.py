@@ -1,4 +1,4 @@
-"""Diffusion noise-prediction networks: the study's Table 4 U-Net and the seed-003 attention U-Net."""
+"""Diffusion noise-prediction networks: the study's Table 4 U-Net and the attention U-Net (DDPM's, Ho et al. 2020)."""
 
 import math
 

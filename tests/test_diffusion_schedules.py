@@ -67,14 +67,14 @@ def test_cosine_schedule_follows_nichol_dhariwal_alpha_bar():
         assert signal ** 2 == pytest.approx(f(t) / f(0.0), rel=2e-6, abs=1e-9), f"alpha_bar({t})"
     assert schedule.betas[-1] == pytest.approx(0.999), "the last beta is clipped at 0.999"
     assert np.all(schedule.betas[:-1] < 0.999)
-    assert cosine_schedule(max_beta=0.02).betas.max() == pytest.approx(0.02), "seed 003's cap is available"
+    assert cosine_schedule(max_beta=0.02).betas.max() == pytest.approx(0.02), "a cap at DDPM's top beta is available"
 
 
 def test_sigmoid_schedule_betas_are_a_symmetric_s_curve():
     schedule = sigmoid_schedule()
     betas = schedule.betas
     assert np.all(np.diff(betas) > 0)
-    assert 1e-4 < betas.min() and betas.max() < 0.02, "seed 003's cap of 0.02 holds by construction"
+    assert 1e-4 < betas.min() and betas.max() < 0.02, "the cap of 0.02 holds by construction"
     np.testing.assert_allclose(betas + betas[::-1], 1e-4 + 0.02, rtol=1e-12)  # symmetric about the middle step
     increments = np.diff(betas)
     half = len(increments) // 2

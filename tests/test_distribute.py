@@ -1,5 +1,4 @@
-"""``--strategy`` and ``--mixed-precision`` work for every train script (issues 7 and 20), and distribution for the
-latent DDIM (issue 21).
+"""``--strategy`` and ``--mixed-precision`` work for every train script, and distribution for the latent DDIM.
 
 Distribution: the same tiny run - global batch 4, three steps, one step per logged row - is trained on one device
 (``--strategy default``), on two replicas of one process (``--strategy mirrored``; on CPU, two logical devices stand

@@ -39,7 +39,7 @@ def test_scores_a_run_and_writes_its_row(run_dir, tmp_path, capsys):
     rows = _rows(results)
     assert len(rows) == 1
     row = rows[0]
-    assert list(row)[:15] == list(evaluate.COLUMNS[:15])  # the columns, in its order
+    assert list(row)[:15] == list(evaluate.COLUMNS[:15])  # the table's first columns, in their order
     assert (row["model"], row["split"], row["resolution"], row["n_images"]) == ("pix2pix", "test", "32x32", "106")
     assert row["variant"] == "quick batch_size=2 image_size=32 ndf=8 ngf=8" and row["backbone"] == "alexnet"
     assert row["train_steps"] == "20" and float(row["wall_time_s"]) > 0 and row["commit"]

@@ -1,4 +1,4 @@
-"""PSNR and SSIM (study eq. 20-25, SPEC "Metrics") equal scikit-image's on the same pairs.
+"""PSNR and SSIM (study eq. 20-25) equal scikit-image's on the same pairs.
 
 scikit-image (a test dependency) is the reference, called with the study's SSIM settings: 11x11 Gaussian window
 with sigma 1.5 (``gaussian_weights=True``, its default truncation gives 11 taps), K1 0.01, K2 0.03, population

@@ -1,4 +1,4 @@
-"""``--strategy multiworker`` (issue 20): the cluster description is checked before training, a worker that cannot
+"""``--strategy multiworker``: the cluster description is checked before training, a worker that cannot
 reach the others gives up with a message, and a cluster that lost a worker (``kill -9``) resumes with the same
 command. That several workers train what one device trains is shown for every model in test_distribute.py."""
 

@@ -1,4 +1,4 @@
-"""Pix2Pix really learns: the quick preset on synthetic 64 px facades (issue: foundation, "Tests must show").
+"""Pix2Pix really learns: the quick preset on synthetic 64 px facades.
 
 A generator that ignored its input could at best learn the per-pixel median photo; one that uses its
 input produces photos that fit *their own* label maps better than shuffled ones. Both are checked.

@@ -1,4 +1,4 @@
-"""Train the KL autoencoder whose latents the latent DDIM diffuses (latent diffusion; seed book 004).
+"""Train the KL autoencoder whose latents the latent DDIM diffuses (latent diffusion, Rombach et al. 2022).
 
     python train_scripts/autoencoder.py                                    # quick preset: synthetic facades, 64 px
     python train_scripts/autoencoder.py --data facades --preset paper      # 256 px photos -> 32x32x4 latents

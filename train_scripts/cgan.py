@@ -18,15 +18,13 @@ COMMON = dict(PRESET_DEFAULTS, noise_dim=100, ngf=64, ndf=64, gan_loss="bce", d_
               lr=2e-4, beta_1=0.9, beta_2=0.999)
 
 PRESETS = {
-    # Poster (001): 30 000 iterations, batch 64, Adam lr 2e-4 for G and D, beta1 0.9, beta2 0.999; section 3.1
+    # The study's poster: 30 000 iterations, batch 64, Adam lr 2e-4 for G and D, beta1 0.9, beta2 0.999; section 3.1
     # augmentation with the fixed 6x expansion (400 -> 2400 pairs). D:G 1:1 (the poster names no ratio).
     "paper": dict(COMMON, data="facades", image_size=256, expand=6, batch_size=64, steps=30000,
                   log_every=100, checkpoint_every=1000, sample_every=1000, val_images=0),
     # Synthetic facades at 64 px with half-width networks: a few minutes on 2 CPU cores. Adam beta1 0.5 (DCGAN,
-    # pix2pix) instead of the poster's 0.9: measured at 300 steps, with 0.9 D's accuracy climbs past 0.9 and G's
-    # samples stop following their label maps (the study's CGAN failed the same way); with 0.5 D's accuracy
-    # rises to ~0.85 and the samples fit their own label maps (tests/test_cgan.py). D:G 1:2 (seed 003's choice)
-    # kept D at chance (0.5) instead.
+    # pix2pix) instead of the poster's 0.9: with 0.9 the samples stop following their label maps (results/README.md,
+    # "Design notes").
     "quick": dict(COMMON, data="synthetic", image_size=64, batch_size=16, steps=600, ngf=32, ndf=32, beta_1=0.5,
                   log_every=20, checkpoint_every=200, sample_every=200, val_images=32),
 }
@@ -60,7 +58,7 @@ SPEC = ModelSpec(
         "ndf": (int, "discriminator width of the first layer (Table 1: 64)"),
         "gan_loss": (str, "bce (eq. 1) | lsgan (least squares)", ("bce", "lsgan")),
         "d_steps": (int, "discriminator updates per training step (D:G ratio d_steps:g_steps)"),
-        "g_steps": (int, "generator updates per training step (seed 003: D:G 1:1, 1:2, 1:5)"),
+        "g_steps": (int, "generator updates per training step (D:G ratio d_steps:g_steps)"),
         "lr": (float, "Adam learning rate of G and D"),
         "beta_1": (float, "Adam beta_1"),
         "beta_2": (float, "Adam beta_2"),

@@ -1,4 +1,4 @@
-"""Train, score and report every model: one command for the study's comparison (SPEC "Outputs").
+"""Train, score and report every model: one command for the study's comparison.
 
     python train_scripts/compare.py                                   # quick presets, synthetic facades
     python train_scripts/compare.py --data facades --preset budget --budget-minutes 10 --split val

@@ -21,7 +21,7 @@ COMMON = dict(PRESET_DEFAULTS, ngf=64, ndf=64, res_blocks=0, cycle_weight=10.0, 
               pool_size=50, lr=2e-4, beta_1=0.5, beta_2=0.999, decay_start=0)
 
 PRESETS = {
-    # CycleGAN paper (and SPEC): batch 1, Adam 2e-4 (0.5, 0.999) constant for the first half then linearly to 0,
+    # CycleGAN paper (Zhu et al. 2017): batch 1, Adam 2e-4 (0.5, 0.999) constant for the first half then linearly to 0,
     # lambda 10, identity 0.5 * lambda, pool 50, 9 residual blocks at 256 px. 200 epochs of the 400 facades =
     # 80 000 iterations, the study's Pix2Pix budget too; section 3.1 augmentation with the fixed 6x expansion.
     "paper": dict(COMMON, data="facades", image_size=256, expand=6, batch_size=1, steps=80000,

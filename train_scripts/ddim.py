@@ -1,4 +1,4 @@
-"""Train the DDIM / DDPM diffusion model (study section 3.6, Tables 4-6; SPEC §Models 5-6).
+"""Train the DDIM / DDPM diffusion model (study section 3.6, Tables 4-6).
 
     python train_scripts/ddim.py                                  # quick preset: synthetic facades, 64 px, conditional
     python train_scripts/ddim.py --data PATH --preset paper       # Table 6: 64 px, batch 2, 50 epochs, AdamW
@@ -15,7 +15,7 @@ not comparable with published KID).
 import os
 import sys
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # +89% on the keras.io DDIM at batch 64 (SPEC §Models 3)
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # oneDNN CPU kernels: much faster convolutions on a CPU
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -31,7 +31,7 @@ COMMON = dict(PRESET_DEFAULTS, network="study", block_depth=2, conditional=True,
 PRESETS = {
     # Study Tables 4-6: Table 4's U-Net at 64 px, cosine-angle schedule with signal rates 0.95 -> 0.02, batch 2,
     # 50 epochs of the 6x expanded facades (2400 pairs -> 1200 steps per epoch), AdamW lr 1e-4 (0.5, 0.999),
-    # weight decay 5e-5, EMA 0.999 (seed 003, keras.io); one log row, validation and KID per epoch (Fig. 7).
+    # weight decay 5e-5, EMA 0.999 (the keras.io DDIM example's); one log row, validation and KID per epoch (Fig. 7).
     # Conditional by default (--unconditional for the study's exact setting).
     "paper": dict(COMMON, data="facades", image_size=64, expand=6, batch_size=2, steps=60000, widths=[64, 128, 256, 256],
                   max_signal_rate=0.95, lr=1e-4, weight_decay=5e-5, ema_warmup=False, sampling_steps=20,
@@ -130,7 +130,8 @@ SPEC = ModelSpec(
                               "the study's setting, which samples photos and ignores the label map)"),
         "condition_every_level": (bool, "also concatenate the label map, average-pooled, at every level of the "
                                         "study U-Net (not in Table 4, which feeds it to the first layer only)"),
-        "network": (str, "study (Table 4 U-Net) | attention (seed 003: group norm, time MLP, attention at 16x16)",
+        "network": (str, "study (Table 4 U-Net) | attention (Ho et al. 2020's: group norm, time MLP, attention at "
+                         "16x16)",
                     ("study", "attention")),
         "widths": (widths_list, "level widths, e.g. 64,128,256,256 (Table 4); study: input C = first / 2, "
                                 "bottleneck R = 2 x last"),
@@ -151,7 +152,7 @@ SPEC = ModelSpec(
         "clip_denoised": (bool, "clip every x_0 estimate to [-1, 1] while sampling"),
         "guidance": (float, "classifier-free guidance weight w: eps = (1 + w) eps(x, label) - w eps(x, null)"),
         "condition_dropout": (float, "fraction of training label maps replaced by the null label (for guidance)"),
-        "ema": (float, "EMA decay of the sampling weights (seed 003: 0.999)"),
+        "ema": (float, "EMA decay of the sampling weights (keras.io DDIM example: 0.999)"),
         "ema_warmup": (bool, "EMA decay min(ema, (1 + k) / (10 + k)) at update k"),
         "lr": (float, "AdamW learning rate (Table 6: 1e-4)"),
         "beta_1": (float, "AdamW beta_1 (Table 6: 0.5)"),

@@ -1,4 +1,4 @@
-"""Draw a facade, watch every model translate it: a local web page serving trained runs (issue 22).
+"""Draw a facade, watch every model translate it: a local web page serving trained runs.
 
     python train_scripts/demo.py                                   # every finished run under runs/, newest first
     python train_scripts/demo.py runs/compare-synthetic-quick      # the runs of one compare.py folder

@@ -40,7 +40,7 @@ from train_scripts.run_folder import atomic_write_text  # noqa: E402
 
 COLUMNS = ("model", "variant", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean", "kid_std",
            "lpips", "backbone", "train_steps", "wall_time_s", "commit",
-           # beyond the columns: what else identifies the row and how to read it
+           # then what else identifies the row and how to read it
            "data", "seed", "kid_subset_size", "run_dir",
            # 95 % percentile bootstrap intervals over the images (metrics.score.interval_scores); kid_*: of kid_mean
            "psnr_lo", "psnr_hi", "ssim_lo", "ssim_hi", "fid_lo", "fid_hi", "kid_lo", "kid_hi", "lpips_lo", "lpips_hi",

@@ -1,4 +1,4 @@
-"""Diffusion family (SPEC §Models 5-6): schedules and samplers apart from the networks.
+"""Diffusion family (study section 3.6): schedules and samplers apart from the networks.
 
 Any network runs with any schedule and sampler: schedules speak continuous time t in [0, 1], samplers
 call a ``predict_noise(noisy_images, noise_variances)`` callable, and networks embed the noise variance.
@@ -18,7 +18,7 @@ NETWORK_NAMES = ("study", "attention")
 
 
 def get_network(name, image_size=64, condition_channels=0, **kwargs):
-    """The noise-prediction network for a CLI name: ``study`` (Table 4) or ``attention`` (seed 003)."""
+    """The noise-prediction network for a CLI name: ``study`` (Table 4) or ``attention`` (DDPM's, Ho et al. 2020)."""
     builders = {"study": study_unet, "attention": attention_unet}
     if name not in builders:
         raise DiffusionConfigError(

@@ -1,4 +1,4 @@
-"""The conditional DDIM in an autoencoder's latent space (latent diffusion, Rombach et al. 2022; seed book 004).
+"""The conditional DDIM in an autoencoder's latent space (latent diffusion, Rombach et al. 2022).
 
 ``LatentDiffusionModel`` is ``DiffusionModel`` - the same network, schedules, samplers, EMA, guidance and prediction
 types - on the scaled latents of a trained, frozen ``KLAutoencoder``; the condition is the label map area-resized

@@ -1,4 +1,4 @@
-"""The DDIM / DDPM model (study section 3.6, Tables 4-6; SPEC §Models 5-6), after the keras.io DDIM example.
+"""The DDIM / DDPM model (study section 3.6, Tables 4-6), after the keras.io DDIM example.
 
 ``DiffusionModel`` trains a noise-prediction network with the noise loss of eq. (8) (the image loss, the
 L1 error of the x_0 estimate of eq. (11), is tracked as in the study's Fig. 7 but not trained on) and keeps an
@@ -43,7 +43,7 @@ STUDY_WIDTHS = (64, 128, 256, 256)  # Table 4: D64 D128 D256 D256 (input C32 = w
 
 def build_network(name, image_size, widths, block_depth=2, condition_channels=0, condition_every_level=False,
                   image_channels=3):
-    """The noise network ``name`` (``study``: Table 4; ``attention``: seed 003) at the level widths ``widths``.
+    """The noise network ``name`` (``study``: Table 4; ``attention``: Ho et al. 2020's) at the level widths ``widths``.
 
     ``study``: input 1x1 conv of ``widths[0] / 2`` channels, down blocks ``widths``, bottleneck ``2 * widths[-1]``
     (``STUDY_WIDTHS`` gives Table 4 exactly). ``attention``: one level per width, attention at 16x16, group norm
@@ -78,7 +78,7 @@ class DiffusionModel(LossTracking, keras.Model):
             (not in Table 4, which feeds it to the first layer only).
         schedule, max_signal_rate, min_signal_rate: the noise schedule (``get_schedule``); the signal rates are
             the cosine-angle schedule's (Table 6: 0.95 and 0.02) and ignored by the discrete schedules.
-        ema, ema_warmup: EMA decay of the sampling weights (seed 003: 0.999); with ``ema_warmup`` update k uses
+        ema, ema_warmup: EMA decay of the sampling weights (keras.io: 0.999); with ``ema_warmup`` update k uses
             ``min(ema, (1 + k) / (10 + k))`` (``tf.train.ExponentialMovingAverage``'s ``num_updates`` rule), so a
             short run does not keep its random initial weights in the average.
         condition_dropout: fraction of training label maps replaced by the null label (classifier-free guidance).

@@ -9,7 +9,7 @@ the clean step t_0 = 0, that is also the last x_{t_0}.
 
 - ``ddim_sample``: DDIM (Song et al. 2021, eq. 12), deterministic for eta = 0; eta = 1 gives DDPM's
   posterior variance.
-- ``ddpm_sample``: DDPM ancestral sampling (seed 002, Algorithm 2) on any grid, with the per-step
+- ``ddpm_sample``: DDPM ancestral sampling (Ho et al. 2020, Algorithm 2) on any grid, with the per-step
   beta derived from the alpha_bar ratio of two grid times; sigma^2 = beta or the posterior beta~.
 
 Both use TF ops only and a ``tf.range`` loop, so they run eagerly or inside ``tf.function`` (where
@@ -59,7 +59,7 @@ def ddim_step(noisy_images, predicted_images, predicted_noises, rates_t, rates_s
 
 
 def ddpm_step(noisy_images, predicted_images, predicted_noises, rates_t, rates_s, variance, random_noises):
-    """One ancestral step from time t to an earlier time s (seed 002 Algorithm 2, line 4).
+    """One ancestral step from time t to an earlier time s (Ho et al. 2020, Algorithm 2, line 4).
 
     x_s = (x_t - beta / sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha) + sigma z, with alpha = 1 - beta =
     alpha_bar_t / alpha_bar_s, and sigma^2 = beta (``variance="beta"``) or the posterior variance

@@ -69,7 +69,7 @@ class CosineAngleSchedule:
 
 
 class DiscreteSchedule:
-    """A schedule of T discrete steps given by its betas (DDPM, seed 002 eq. of q(x_t | x_{t-1})).
+    """A schedule of T discrete steps given by its betas (DDPM, Ho et al. 2020: q(x_t | x_{t-1})).
 
     alpha_bar_k = prod_{i <= k} (1 - beta_i), computed in float64; step k is time k / T and
     alpha_bar_0 = 1. Training times are uniform over the steps {1, ..., T} (Algorithm 1); a sampling
@@ -127,10 +127,9 @@ def cosine_schedule(timesteps=1000, s=0.008, max_beta=0.999):
     """Nichol & Dhariwal (2021) eq. (17): alpha_bar(t) = f(t) / f(0), f(t) = cos^2((t + s) / (1 + s) * pi / 2).
 
     beta_k = 1 - alpha_bar(k / T) / alpha_bar((k - 1) / T), clipped at ``max_beta`` = 0.999 as in their
-    paper (at T = 1000 only the last step reaches the clip). Seed 003 plots all schedules with beta
-    capped at 0.02; we do not cap the cosine betas by default (a 0.02 cap flattens the last 98 steps
-    of the cosine shape and leaves alpha_bar_T = 3.2e-3 instead of 2.4e-9), but ``max_beta=0.02``
-    reproduces seed 003's figure.
+    paper (at T = 1000 only the last step reaches the clip). DDPM's largest beta, 0.02 (Ho et al. 2020), is
+    not a cap here by default (a 0.02 cap flattens the last 98 steps of the cosine shape and leaves
+    alpha_bar_T = 3.2e-3 instead of 2.4e-9); ``max_beta=0.02`` gives the capped schedule.
     """
     def f(t):
         return np.cos((t + s) / (1 + s) * np.pi / 2) ** 2
@@ -145,8 +144,8 @@ def sigmoid_schedule(timesteps=1000, beta_start=1e-4, beta_end=0.02, sigmoid_ran
     """Sigmoid betas: beta_k = beta_start + (beta_end - beta_start) * sigmoid(x_k), x = linspace(-6, 6, T).
 
     The formula of "The Annotated Diffusion Model" (Rogge & Rasul 2022, ``sigmoid_beta_schedule``; it
-    comes from GeoDiff, Xu et al. 2022), which seed 003 cites [4] and uses. Its betas stay within
-    [beta_start, beta_end], so seed 003's cap of beta at 0.02 holds by construction. The betas form an
+    comes from GeoDiff, Xu et al. 2022). Its betas stay within [beta_start, beta_end], so DDPM's largest
+    beta, 0.02, is a cap by construction. The betas form an
     S-curve symmetric about the middle step: beta_k + beta_{T+1-k} = beta_start + beta_end.
     """
     x = np.linspace(-sigmoid_range, sigmoid_range, timesteps)

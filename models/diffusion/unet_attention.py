@@ -1,6 +1,6 @@
-"""The seed-003 noise-prediction U-Net: DDPM's (Ho et al. 2020) design at a size that trains on a CPU.
+"""The attention noise-prediction U-Net: DDPM's (Ho et al. 2020) design at a size that trains on a CPU.
 
-Seed 003 (§2.2) follows DDPM: residual blocks (two per level) with group normalisation, a sinusoidal
+As in DDPM: residual blocks (two per level) with group normalisation, a sinusoidal
 time embedding passed through an MLP and added in every residual block after its first convolution,
 and self-attention at the 16x16 resolution; for 64x64 images three levels, 64 channels doubling per
 level, so 16x16 is the deepest level. Choices made here (all arguments):
@@ -64,7 +64,7 @@ def attention_unet(image_size=64, condition_channels=0, widths=(64, 128, 256), b
                    attention_resolutions=(16,), bottleneck_attention=False, attention_heads=1, norm_groups=32,
                    dropout=0.0, embedding_max_frequency=KERAS_IO_MAX_FREQUENCY, image_channels=3,
                    name="attention_unet"):
-    """The seed-003 / DDPM U-Net as a functional ``keras.Model`` (inputs as ``study_unet``).
+    """The attention (DDPM) U-Net as a functional ``keras.Model`` (inputs as ``study_unet``).
 
     Level i works at ``image_size / 2**i`` with ``widths[i]`` channels; the middle block sits at the
     deepest level. Attention blocks are named ``<block>_attention`` (e.g. ``down3_res1_attention``).

@@ -18,7 +18,7 @@ row   layers                                      layer name             shape a
 13    C3k1, zero-initialised                      ``output_conv``        (64, 64, 3)
 ====  ==========================================  =====================  ==================
 
-Typos in Table 4 resolved as SPEC.md says: row 2 concatenates 1-1-2 (there is no row 1-1-3); row 12
+Typos in Table 4, resolved so: row 2 concatenates 1-1-2 (there is no row 1-1-3); row 12
 outputs 64 channels, not 3 (the 3 channels come from row 13); block D keeps each residual block's
 output as a skip (no "concat input" inside D); block U concatenates one kept skip (popped in reverse
 order) before each of its residual blocks; the 1x1 skip convolution of block R exists only when the
