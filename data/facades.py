@@ -42,7 +42,8 @@ def split_hash(folder):
 
 def verify(root):
     """Check every split present under ``root`` against the published content hashes."""
-    bad = [s for s in SPLIT_HASHES if os.path.isdir(os.path.join(root, s)) and split_hash(os.path.join(root, s)) != SPLIT_HASHES[s]]
+    bad = [s for s in SPLIT_HASHES
+           if os.path.isdir(os.path.join(root, s)) and split_hash(os.path.join(root, s)) != SPLIT_HASHES[s]]
     if bad:
         raise I2IError(
             f"{root}: the files of split(s) {', '.join(bad)} differ from the official facades set "

@@ -131,7 +131,8 @@ def _require_dirs(root, split, *folders):
     if missing:
         have = sorted(e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e)))
         raise LayoutError(
-            f"{root}: split '{split}' not found (missing {', '.join(missing)}; folders present: {', '.join(have) or 'none'})"
+            f"{root}: split '{split}' not found (missing {', '.join(missing)}; "
+            f"folders present: {', '.join(have) or 'none'})"
         )
 
 

@@ -35,7 +35,8 @@ def expand_pairs(labels, photos, image_size, factor, seed):
 
     def crop(k):
         pair = tf.gather(images, k % n)
-        return random_jitter(pair[..., :3], pair[..., 3:], image_size, tf.stack([tf.cast(seed + _EXPAND_SALT, tf.int64), k]))
+        return random_jitter(pair[..., :3], pair[..., 3:], image_size,
+                             tf.stack([tf.cast(seed + _EXPAND_SALT, tf.int64), k]))
 
     ds = tf.data.Dataset.range(n * factor).map(crop, num_parallel_calls=AUTOTUNE).batch(256)
     out_l, out_p = zip(*[(a.numpy(), b.numpy()) for a, b in ds])
@@ -68,7 +69,8 @@ def training_dataset(labels, photos, image_size, batch_size, steps, seed, start_
 
     def index(k, salt):
         epoch, pos = k // n, k % n
-        perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([seed + salt, epoch]))
+        perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
+                                                        seed=tf.stack([seed + salt, epoch]))
         return perm[pos]
 
     def sample(k):
@@ -97,4 +99,6 @@ def encode_all(encode, labels, photos, paired=True, batch_size=32):
 def eval_dataset(labels, photos, batch_size):
     """Every pair once, in order, as ``(label, photo)`` batches in [-1, 1] (the last batch may be short)."""
     ds = tf.data.Dataset.from_tensor_slices((labels, photos))
-    return ds.batch(batch_size).map(lambda a, b: (to_model_range(a), to_model_range(b)), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    return (ds.batch(batch_size)
+            .map(lambda a, b: (to_model_range(a), to_model_range(b)), num_parallel_calls=AUTOTUNE)
+            .prefetch(AUTOTUNE))

@@ -418,7 +418,8 @@ def _building(canvas, style, x0, x1, top, bottom):
     has_sills, has_hoods, moldings = rng.random() < 0.75, rng.random() < 0.5, rng.random() < 0.55
     shutters = rng.random() < 0.2
     family = int(has_sills) + 2 * int(has_hoods) + 4 * int(shutters) + int(moldings)
-    kind = "brick" if not (has_hoods or moldings) and rng.random() < 0.7 else ("stone" if family % 3 == 2 else "plaster")
+    kind = ("brick" if not (has_hoods or moldings) and rng.random() < 0.7
+            else ("stone" if family % 3 == 2 else "plaster"))
     wall, wall_colour = _wall(canvas, kind, family)
     canvas.paint(FACADE, (top, bottom, x0, x1), wall)
     stone_colour = _pick(rng, np.minimum(wall_colour * 0.3 + 170, 255)[None], 0.05)  # sills, balustrades

@@ -13,7 +13,8 @@ GAN_LOSSES = ("bce", "lsgan")
 
 
 def _bce_with_logits(target, logits):
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), target), logits=logits))
+    return tf.reduce_mean(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), target), logits=logits))
 
 
 def _check(kind):

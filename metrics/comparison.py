@@ -22,11 +22,28 @@ import numpy as np
 from data.errors import I2IError
 from metrics.distances import fid_from_features, kid_from_features
 from metrics.folders import pair_batches, pair_images, reference_ids
-from metrics.intervals import (DEFAULT_PERMUTATIONS, DEFAULT_RESAMPLES, DEFAULT_SEED, ResampledDistances,
-                               bias_corrected, bootstrap_indices, bootstrap_p_value, percentile_interval,
-                               resampled_means, sign_flip_p_value)
-from metrics.score import (ALL_METRICS, DISTRIBUTION_METRICS, ImagePairError, check_resamples, measure_pairs,
-                           parse_metrics, resolve_backbone, split_pairs)
+from metrics.intervals import (
+    DEFAULT_PERMUTATIONS,
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    ResampledDistances,
+    bias_corrected,
+    bootstrap_indices,
+    bootstrap_p_value,
+    percentile_interval,
+    resampled_means,
+    sign_flip_p_value,
+)
+from metrics.score import (
+    ALL_METRICS,
+    DISTRIBUTION_METRICS,
+    ImagePairError,
+    check_resamples,
+    measure_pairs,
+    parse_metrics,
+    resolve_backbone,
+    split_pairs,
+)
 
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fid": False, "kid": False}
 

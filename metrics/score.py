@@ -15,8 +15,15 @@ import logging
 import numpy as np
 
 from data.errors import I2IError
-from metrics.intervals import (DEFAULT_RESAMPLES, DEFAULT_SEED, ResampledDistances, bias_corrected,
-                               bootstrap_indices, percentile_interval, resampled_means)
+from metrics.intervals import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    ResampledDistances,
+    bias_corrected,
+    bootstrap_indices,
+    percentile_interval,
+    resampled_means,
+)
 
 log = logging.getLogger("i2i")
 

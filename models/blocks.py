@@ -64,7 +64,8 @@ class ReflectionPadding2D(layers.Layer):
 
     def compute_output_shape(self, shape):
         p = 2 * self.padding
-        return (shape[0], None if shape[1] is None else shape[1] + p, None if shape[2] is None else shape[2] + p, shape[3])
+        return (shape[0], None if shape[1] is None else shape[1] + p, None if shape[2] is None else shape[2] + p,
+                shape[3])
 
     def get_config(self):
         return {**super().get_config(), "padding": self.padding}

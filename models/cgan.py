@@ -66,7 +66,10 @@ class CGAN(LossTracking, keras.Model):
     def translate(self, labels, noise=None):
         """Label maps in [-1, 1] -> photos in [-1, 1], with fresh noise unless ``noise`` is given."""
         labels = ops.convert_to_tensor(labels, "float32")
-        noise = self.noise(labels, self.eval_seed_generator) if noise is None else ops.convert_to_tensor(noise, "float32")
+        if noise is None:
+            noise = self.noise(labels, self.eval_seed_generator)
+        else:
+            noise = ops.convert_to_tensor(noise, "float32")
         return self.generator([noise, labels], training=False)
 
     def d_loss_terms(self, label, photo, noise, training=False):

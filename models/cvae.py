@@ -108,7 +108,8 @@ class CVAE(LossTracking, keras.Model):
         z = self.sampling(mean, log_var, noise=noise, seed=seed)
         output = self.decoder([z, label], training=training)
         values_per_image = ops.prod(ops.shape(photo)[1:])
-        reconstruction = RECONSTRUCTION_LOSSES[self.reconstruction](photo, output) * ops.cast(values_per_image, "float32")
+        reconstruction = (RECONSTRUCTION_LOSSES[self.reconstruction](photo, output)
+                          * ops.cast(values_per_image, "float32"))
         kl = kl_to_standard_normal(mean, log_var)
         return {"loss": reconstruction + self.beta * kl, "reconstruction_loss": reconstruction, "kl_loss": kl}
 

@@ -172,7 +172,8 @@ class CycleGAN(LossTracking, keras.Model):
     def __init__(self, image_size=256, ngf=64, ndf=64, res_blocks=None, cycle_weight=10.0, identity_weight=0.5,
                  pool_size=50, **kwargs):
         super().__init__(**kwargs)
-        self.image_size, self.cycle_weight, self.identity_weight = image_size, float(cycle_weight), float(identity_weight)
+        self.image_size = image_size
+        self.cycle_weight, self.identity_weight = float(cycle_weight), float(identity_weight)
         self.g_ab = resnet_generator(image_size, ngf=ngf, res_blocks=res_blocks, name="g_ab")  # label map -> photo
         self.g_ba = resnet_generator(image_size, ngf=ngf, res_blocks=res_blocks, name="g_ba")  # photo -> label map
         self.d_a = patch_discriminator(image_size, condition_channels=0, ndf=ndf, name="d_a")  # judges label maps

@@ -73,7 +73,8 @@ def unet_generator(image_size=256, kind="study", channels=3, ngf=64, name="gener
         stride = 1 if (kind == "study" and i == 0) else 2
         x = up(x, filters, dropout=0.5 if i < 3 else 0.0, strides=stride, name=f"up{i + 1}")
         x = layers.Concatenate(name=f"skip{i + 1}")([x, skips[len(encoder) - 2 - i]])
-    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", kernel_initializer=conv_init(), name="out_convT")(x)
+    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", kernel_initializer=conv_init(),
+                               name="out_convT")(x)
     outputs = layers.Activation("tanh", dtype="float32", name="out_tanh")(x)
     return keras.Model(inputs, outputs, name=name)
 

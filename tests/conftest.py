@@ -25,8 +25,8 @@ def repo_dir():
 
 # ------------------------------------------------------------------ tiny training runs (the glue's tests)
 
-GLUE_MODULES = {"__init__", "config", "run_folder", "devices", "runner", "callbacks", "inference", "validation", "plots",
-                "benchmark", "benchmark_metrics", "evaluate", "compare", "translate"}
+GLUE_MODULES = {"__init__", "config", "run_folder", "devices", "runner", "callbacks", "inference", "validation",
+                "plots", "benchmark", "benchmark_metrics", "evaluate", "compare", "translate"}
 # Model flags that shrink a network or its side costs, used where a script has them.
 TINY_FLAGS = {"ngf": "8", "ndf": "8", "widths": "8,16", "res_blocks": "1", "sampling_steps": "2", "kid_every": "0"}
 

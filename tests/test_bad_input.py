@@ -14,7 +14,6 @@ from data.images import read_image
 from data.sources import FolderSource
 
 
-
 def _ab(size=16, seed=0):
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (size, 2 * size, 3), dtype=np.uint8)

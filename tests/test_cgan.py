@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import run_helpers as rh
 from keras import layers
 
+import run_helpers as rh
 from data.pipeline import to_model_range
 from data.sources import open_source
 from models.cgan import CGAN, cgan_generator
@@ -56,9 +56,9 @@ def test_network_shapes(size, rows, patch):
 
 def test_generator_has_no_skip_path_and_count_by_hand():
     g = cgan_generator(256, noise_dim=100)
-    assert [l.name for l in g.layers if isinstance(l, layers.Concatenate)] == ["bottleneck"]
-    after = g.layers[[l.name for l in g.layers].index("bottleneck") + 1:]
-    assert all(len(l._inbound_nodes[0].input_tensors) == 1 for l in after)  # a plain chain to the output
+    assert [layer.name for layer in g.layers if isinstance(layer, layers.Concatenate)] == ["bottleneck"]
+    after = g.layers[[layer.name for layer in g.layers].index("bottleneck") + 1:]
+    assert all(len(layer._inbound_nodes[0].input_tensors) == 1 for layer in after)  # a plain chain to the output
 
     widths = [64, 128, 256, 512, 512, 512]
     encoder = conv(4, 3, 64, True) + sum(conv(4, i, o, False) + norm(o) for i, o in zip(widths, widths[1:]))
@@ -83,7 +83,8 @@ def test_loss_terms_by_hand(gan_loss):
     model = CGAN(image_size=32, noise_dim=4, ngf=8, ndf=8, gan_loss=gan_loss)
     label, photo = tiny_batch()
     noise = np.random.default_rng(3).standard_normal((2, 4)).astype("float32")
-    got = {k: float(v) for k, v in {**model.d_loss_terms(label, photo, noise), **model.g_loss_terms(label, noise)}.items()}
+    terms = {**model.d_loss_terms(label, photo, noise), **model.g_loss_terms(label, noise)}
+    got = {k: float(v) for k, v in terms.items()}
 
     fake = model.generator([noise, label]).numpy()
     real_logits = np.asarray(model.discriminator([label, photo]), np.float64)
@@ -127,7 +128,8 @@ def test_translate_uses_the_noise():
 
 def test_quick_preset_learns_a_label_conditioned_mapping(tmp_path):
     run_dir = tmp_path / "run"
-    args = ["--steps", "300", "--sample-every", "300", "--checkpoint-every", "300", "--out", str(run_dir), "--verbose", "0"]
+    args = ["--steps", "300", "--sample-every", "300", "--checkpoint-every", "300", "--out", str(run_dir),
+            "--verbose", "0"]
     assert main(cgan.SPEC, args) == 0
     _, config, trained, _ = load_trained(str(run_dir))
     keras.utils.set_random_seed(config["seed"])

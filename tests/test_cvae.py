@@ -6,12 +6,12 @@ import signal
 import keras
 import numpy as np
 import pytest
-import run_helpers as rh
 
+import run_helpers as rh
 from data.pipeline import to_model_range
 from data.sources import open_source
-from models.cvae import CVAE, cvae_encoder
 from models.blocks import latent_decoder
+from models.cvae import CVAE, cvae_encoder
 from train_scripts import cgan, cvae
 from train_scripts.inference import load_trained
 from train_scripts.runner import main
@@ -50,7 +50,8 @@ def stack(cin, widths):
     return conv(4, cin, widths[0], True) + sum(conv(4, i, o, False) + norm(o) for i, o in zip(ins[1:], widths[1:]))
 
 
-@pytest.mark.parametrize("size,encoder_rows,decoder_rows", [(256, ENCODER_256, DECODER_256), (64, ENCODER_64, DECODER_64)])
+@pytest.mark.parametrize("size,encoder_rows,decoder_rows",
+                         [(256, ENCODER_256, DECODER_256), (64, ENCODER_64, DECODER_64)])
 def test_network_shapes(size, encoder_rows, decoder_rows):
     encoder, decoder = cvae_encoder(size, 128), latent_decoder(size, 128, label_skips=True)
     for net, rows in ((encoder, encoder_rows), (decoder, decoder_rows)):
@@ -116,7 +117,8 @@ def held_out_l1(model, labels, photos, sample):
 
 def test_quick_preset_learns_the_translation(tmp_path):
     run_dir = tmp_path / "run"
-    assert main(cvae.SPEC, ["--steps", "160", "--sample-every", "160", "--checkpoint-every", "160", "--out", str(run_dir), "--verbose", "0"]) == 0
+    assert main(cvae.SPEC, ["--steps", "160", "--sample-every", "160", "--checkpoint-every", "160",
+                            "--out", str(run_dir), "--verbose", "0"]) == 0
     _, config, trained, _ = load_trained(str(run_dir))
     keras.utils.set_random_seed(config["seed"])
     untrained = cvae.build(config)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from run_helpers import run, saved_epoch, start_and_stop, steps_logged, weights
 from data.pipeline import to_model_range
 from data.sources import open_source
 from models.cyclegan import CycleGAN, ImagePool, LinearDecayAfter, resnet_generator
 from models.discriminators import patch_discriminator
+from run_helpers import run, saved_epoch, start_and_stop, steps_logged, weights
 from train_scripts import callbacks, cyclegan, pix2pix
 from train_scripts.inference import load_trained
 from train_scripts.run_folder import RunFolder
@@ -35,7 +35,7 @@ def test_resnet_generator_layers_at_256_and_count_by_hand():
     g = resnet_generator(256)
     for name, shape in GENERATOR_256:
         assert tuple(g.get_layer(name).output.shape[1:]) == shape, name
-    assert not any(l.name.startswith("res10") for l in g.layers)
+    assert not any(layer.name.startswith("res10") for layer in g.layers)
     # each normalised convolution has no bias and an instance norm with scale and offset (2 per channel)
     widths = [(7, 3, 64), (3, 64, 128), (3, 128, 256)] + [(3, 256, 256)] * 18 + [(3, 256, 128), (3, 128, 64)]
     normalised = sum(conv(k, i, o, False) + 2 * o for k, i, o in widths)
@@ -56,7 +56,7 @@ def test_every_network_output_shape(size, blocks, patch):
         assert model.translate(x).shape == (2, size, size, 3)
     for g in gens:
         assert tuple(g.input.shape[1:]) == tuple(g.output.shape[1:]) == (size, size, 3)
-        assert sum(l.name.startswith("res") for l in g.layers if l.__class__.__name__ == "Add") == blocks
+        assert sum(layer.name.startswith("res") for layer in g.layers if layer.__class__.__name__ == "Add") == blocks
         assert tuple(g.get_layer(f"res{blocks}").output.shape[1:]) == (size // 4, size // 4, 256)  # R256 at H/4
     for d in discs:  # 70x70 PatchGAN on the image alone
         assert tuple(d.input.shape[1:]) == (size, size, 3) and tuple(d.output.shape[1:]) == (patch, patch, 1)

@@ -27,8 +27,8 @@ def _save(path, array):
 
 
 def write_ab(root, split, labels, photos):
-    for i, (l, p) in enumerate(zip(labels, photos), 1):
-        _save(os.path.join(root, split, f"{i}.png"), np.concatenate([p, l], axis=1))
+    for i, (label, p) in enumerate(zip(labels, photos), 1):
+        _save(os.path.join(root, split, f"{i}.png"), np.concatenate([p, label], axis=1))
 
 
 def test_ab_layout_reads_photo_left_label_right(tmp_path):
@@ -50,11 +50,11 @@ def test_natural_order_of_numbered_files(tmp_path):
 @pytest.mark.parametrize("outer", [False, True])
 def test_two_folder_layout(tmp_path, outer):
     labels, photos = _pair_images(2, seed=1)
-    for i, (l, p) in enumerate(zip(labels, photos)):
+    for i, (label, p) in enumerate(zip(labels, photos)):
         a = tmp_path / ("A/train" if outer else "train/A")
         b = tmp_path / ("B/train" if outer else "train/B")
         _save(str(a / f"img{i}.png"), p)
-        _save(str(b / f"img{i}.png"), l)
+        _save(str(b / f"img{i}.png"), label)
     assert detect_layout(str(tmp_path)) == ("two-folder-outer" if outer else "two-folder")
     got = FolderSource(tmp_path).load("train", 16)
     np.testing.assert_array_equal(got.labels, labels)
@@ -63,9 +63,9 @@ def test_two_folder_layout(tmp_path, outer):
 
 def test_kaggle_layout_matches_suffixed_names(tmp_path):
     labels, photos = _pair_images(2, seed=2)
-    for i, (l, p) in enumerate(zip(labels, photos), 1):
+    for i, (label, p) in enumerate(zip(labels, photos), 1):
         _save(str(tmp_path / "trainA" / f"{i}_A.jpg".replace(".jpg", ".png")), p)
-        _save(str(tmp_path / "trainB" / f"{i}_B.png"), l)
+        _save(str(tmp_path / "trainB" / f"{i}_B.png"), label)
     assert detect_layout(str(tmp_path)) == "kaggle"
     got = FolderSource(tmp_path).load("train", 16)
     np.testing.assert_array_equal(got.labels, labels)
@@ -121,12 +121,12 @@ def test_training_stream_is_a_function_of_the_step():
 def test_training_stream_visits_every_pair_each_epoch_and_keeps_pairs_together():
     n, size = 6, 16
     labels, photos = _pair_images(n, size=size)
-    ids = {l.tobytes(): i for i, l in enumerate(labels)}
+    ids = {label.tobytes(): i for i, label in enumerate(labels)}
     batches = list(training_dataset(labels, photos, size, 3, steps=4, seed=0, augment=False))
     seen = []
     for lab, pho in batches:
-        for l, p in zip(lab.numpy(), pho.numpy()):
-            l8 = np.round((l + 1) * 127.5).astype(np.uint8)
+        for label, p in zip(lab.numpy(), pho.numpy()):
+            l8 = np.round((label + 1) * 127.5).astype(np.uint8)
             p8 = np.round((p + 1) * 127.5).astype(np.uint8)
             i = ids[l8.tobytes()]
             np.testing.assert_array_equal(p8, photos[i])

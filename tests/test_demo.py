@@ -22,9 +22,9 @@ import pytest
 from PIL import Image
 
 from conftest import tiny_args
+from data.layouts import find_pairs
 from data.pipeline import to_model_range, to_uint8
 from data.sources import read_pair, resize
-from data.layouts import find_pairs
 from data.synthetic import PALETTE, make_pairs
 from train_scripts import cvae, ddim, demo, pix2pix
 from train_scripts.inference import load_trained

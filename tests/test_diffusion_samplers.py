@@ -11,9 +11,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.diffusion import (SCHEDULE_NAMES, DiffusionConfigError, add_noise, cosine_angle_schedule,
-                              ddim_sample, ddim_step, ddpm_sample, ddpm_step, get_schedule, linear_schedule,
-                              transition_beta)
+from models.diffusion import (
+    SCHEDULE_NAMES,
+    DiffusionConfigError,
+    add_noise,
+    cosine_angle_schedule,
+    ddim_sample,
+    ddim_step,
+    ddpm_sample,
+    ddpm_step,
+    get_schedule,
+    linear_schedule,
+    transition_beta,
+)
 
 MEAN, STD = 0.3, 0.25
 

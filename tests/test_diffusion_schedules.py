@@ -7,9 +7,18 @@ import pytest
 import tensorflow as tf
 
 from data.errors import I2IError
-from models.diffusion import (SCHEDULE_NAMES, DiffusionConfigError, add_noise, cosine_angle_schedule,
-                              cosine_schedule, get_schedule, images_from_noise, linear_schedule,
-                              noise_from_images, sigmoid_schedule)
+from models.diffusion import (
+    SCHEDULE_NAMES,
+    DiffusionConfigError,
+    add_noise,
+    cosine_angle_schedule,
+    cosine_schedule,
+    get_schedule,
+    images_from_noise,
+    linear_schedule,
+    noise_from_images,
+    sigmoid_schedule,
+)
 
 FLOAT32_EPS = 2.0 ** -24
 

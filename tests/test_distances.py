@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from metrics.distances import (feature_statistics, fid_from_features, frechet_distance, kid_from_features,
-                               sqrtm_trace)
+from metrics.distances import feature_statistics, fid_from_features, frechet_distance, kid_from_features, sqrtm_trace
 from run_helpers import needs_alexnet_weights
 
 REPO = Path(__file__).resolve().parents[1]

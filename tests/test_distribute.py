@@ -6,7 +6,8 @@ in for two GPUs, configured before TensorFlow initialises, hence a subprocess) a
 (``launch.py --workers 2``, ``--strategy multiworker``, two images each). The logged losses of every step must agree;
 the two workers must end with the one-device weights. Step 1 checks that the losses are means over the global batch,
 steps 2-3 that the gradients were combined as one device computes them (summed over replicas, each scaled by
-1/replicas in ``models.training.minimize``). Randomness inside a step is made batch-invariant (tests/batch_invariant.py).
+1/replicas in ``models.training.minimize``). Randomness inside a step is made batch-invariant
+(tests/batch_invariant.py).
 """
 
 import csv
@@ -18,6 +19,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
+
 from conftest import tiny_args, train_script_names
 
 # Per-script tolerance (relative, on every logged loss of steps 1-3). Float32 sums in a different order differ
@@ -112,7 +114,8 @@ def test_two_replicas_and_two_workers_match_one_device(tmp_path, tiny_facades, r
         print(f"{variant}: largest difference between 1 device and {strategy} over steps 1-3: {worst:.2e} "
               f"(tolerance {rtol})")
         for name in one:
-            np.testing.assert_allclose(two[name], one[name], rtol=rtol, atol=rtol, err_msg=f"{variant} {strategy}: {name}")
+            np.testing.assert_allclose(two[name], one[name], rtol=rtol, atol=rtol,
+                                       err_msg=f"{variant} {strategy}: {name}")
     ref, multi = (read_weights(runs[s] / "model.weights.h5") for s in ("default", "multiworker"))
     assert ref.keys() == multi.keys()
     ref = {k: v for k, v in ref.items() if not any(part in k for part in PER_REPLICA_STATE)}

@@ -52,7 +52,8 @@ def test_scores_a_run_and_writes_its_row(run_dir, tmp_path, capsys):
     full = json.load(open(run_dir / "scores_test_alexnet_full.json"))
     quick = json.load(open(run_dir / "scores_test.json"))
     assert full["psnr"] == pytest.approx(float(row["psnr"]), rel=1e-5)
-    assert full["psnr"] == pytest.approx(quick["psnr"], rel=1e-6) and full["ssim"] == pytest.approx(quick["ssim"], rel=1e-6)
+    assert full["psnr"] == pytest.approx(quick["psnr"], rel=1e-6)
+    assert full["ssim"] == pytest.approx(quick["ssim"], rel=1e-6)
 
 
 @needs_alexnet_weights
@@ -200,14 +201,16 @@ def test_test_time_settings_score_the_same_weights_under_a_variant_of_their_own(
     tagged = run_dir / "outputs_test_dropout_at_test=True"
     assert sorted(os.listdir(tagged)) == sorted(os.listdir(run_dir / "outputs_test"))
     name = sorted(os.listdir(tagged))[0]
-    assert not np.array_equal(np.asarray(Image.open(tagged / name)), np.asarray(Image.open(run_dir / "outputs_test" / name)))
+    assert not np.array_equal(np.asarray(Image.open(tagged / name)),
+                              np.asarray(Image.open(run_dir / "outputs_test" / name)))
     saved = json.load(open(run_dir / "scores_test_dropout_at_test=True_full.json"))
     assert saved["psnr"] == pytest.approx(float(dropout["psnr"]), rel=1e-5)
 
 
 def test_settings_that_need_retraining_or_bad_values_are_refused(run_dir, tmp_path):
     for setting, message in (("lr=1", "can change only these test-time settings: dropout_at_test"),
-                             ("dropout_at_test=maybe", "must be true or false, not 'maybe'"), ("ngf", "(as KEY=VALUE)")):
+                             ("dropout_at_test=maybe", "must be true or false, not 'maybe'"),
+                             ("ngf", "(as KEY=VALUE)")):
         done = _cli(run_dir, "--results", tmp_path / "m.csv", "--metrics", "psnr", "--set", setting)
         assert done.returncode == 2 and f"error: --set {setting}: " in done.stderr and message in done.stderr
     assert not (tmp_path / "m.csv").exists()
@@ -221,7 +224,8 @@ def test_diffusion_sampler_settings_are_typed_and_checked():
     parsed = parse_inference_settings(ddim.SPEC, ["sampler=ddpm", "sampling-steps=50", "eta=0.5", "clip_denoised=0"])
     assert parsed == {"sampler": "ddpm", "sampling_steps": 50, "eta": 0.5, "clip_denoised": False}
     assert evaluate.settings_suffix(parsed) == "_clip_denoised=False_eta=0.5_sampler=ddpm_sampling_steps=50"
-    for bad, message in (("sampler=euler", "choose sampler from ddim, ddpm"), ("sampling_steps=5.5", "must be an integer"),
+    for bad, message in (("sampler=euler", "choose sampler from ddim, ddpm"),
+                         ("sampling_steps=5.5", "must be an integer"),
                          ("widths=8", "sampler, sampling_steps, eta, guidance, clip_denoised, sample_seed")):
         with pytest.raises(I2IError, match=message):
             parse_inference_settings(ddim.SPEC, [bad])

@@ -18,8 +18,8 @@ import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_args
 
+from conftest import tiny_args
 from train_scripts import config as cfg
 from train_scripts import devices, pix2pix, run_folder, runner
 

@@ -29,8 +29,12 @@ import pytest
 
 from metrics import fid_inception
 from metrics.backbones import default_backbone
-from metrics.fid_inception import (PYTORCH_FID_CONVS, FIDInceptionBackbone, find_fid_inception_weights,
-                                   read_fid_inception_state_dict)
+from metrics.fid_inception import (
+    PYTORCH_FID_CONVS,
+    FIDInceptionBackbone,
+    find_fid_inception_weights,
+    read_fid_inception_state_dict,
+)
 from metrics.torch_pickle import load_torch_state_dict
 from metrics.weights import WeightsError
 
@@ -38,8 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "inception"
 SHARED = Path(os.environ.get("I2I_SHARED_DIR") or REPO.parent / "shared")
 REAL_FILE = SHARED / "weights" / fid_inception.TORCHSCRIPT_FILE
-needs_real_file = pytest.mark.skipif(not REAL_FILE.is_file(),
-                                     reason=f"{REAL_FILE} not there (set I2I_SHARED_DIR to the folder holding weights/)")
+needs_real_file = pytest.mark.skipif(
+    not REAL_FILE.is_file(), reason=f"{REAL_FILE} not there (set I2I_SHARED_DIR to the folder holding weights/)")
 
 _spec = importlib.util.spec_from_file_location("inception_fixture_tools", FIXTURES / "fixture_tools.py")
 tools = importlib.util.module_from_spec(_spec)

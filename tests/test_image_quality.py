@@ -46,7 +46,8 @@ def test_uint8_pairs_match_scikit_image(names):
 
 @pytest.mark.parametrize("size", [64, 256])
 def test_float_batches_match_scikit_image(size):
-    """Non-integer float images in [0, 255] (e.g. model outputs in [-1, 1] mapped to [0, 255] without rounding), a batch of 3."""
+    """Non-integer float images in [0, 255] (e.g. model outputs in [-1, 1] mapped to [0, 255] without rounding), a
+    batch of 3."""
     rng = np.random.RandomState(size)
     fake_m11 = np.tanh(rng.standard_normal((3, size, size, 3)))
     fake = (np.clip(fake_m11, -1.0, 1.0) + 1.0) * 127.5

@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 
 from metrics.distances import fid_from_features, kid_from_features, mmd2_unbiased, polynomial_kernel
-from metrics.intervals import (ResampledDistances, bootstrap_indices, bootstrap_p_value, image_counts,
-                               percentile_interval, resampled_means, sign_flip_p_value)
+from metrics.intervals import (
+    ResampledDistances,
+    bootstrap_indices,
+    bootstrap_p_value,
+    image_counts,
+    percentile_interval,
+    resampled_means,
+    sign_flip_p_value,
+)
 from metrics.score import Measurements, interval_scores, score_pairs
 
 REPEATS = 400  # binomial sd of an observed rate: sqrt(p (1 - p) / 400) = 0.011 at p = 0.95 and at p = 0.05

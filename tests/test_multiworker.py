@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 import pytest
-from conftest import tiny_args
-from test_distribute import read_weights
 
+from conftest import tiny_args
 from data.errors import I2IError
+from test_distribute import read_weights
 from train_scripts.cluster import join_cluster, local_tf_configs, read_tf_config
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")

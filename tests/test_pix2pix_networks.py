@@ -38,7 +38,7 @@ def test_generator_layers_match_table1():
 
 def test_generator_dropout_in_first_three_decoder_blocks_only():
     g = unet_generator(256, kind="study")
-    assert sorted(l.name for l in g.layers if "drop" in l.name) == ["up1_drop", "up2_drop", "up3_drop"]
+    assert sorted(layer.name for layer in g.layers if "drop" in layer.name) == ["up1_drop", "up2_drop", "up3_drop"]
     assert g.get_layer("up1_convT").strides == (1, 1)  # CT512S1
 
 
@@ -77,7 +77,7 @@ def test_patchgan_layers_match_table1_and_count():
 def test_smaller_inputs_drop_levels(size, patch):
     g = unet_generator(size, kind="study")
     assert tuple(g.output.shape[1:]) == (size, size, 3)
-    downs = [l for l in g.layers if l.name.endswith("_lrelu") and l.name.startswith("down")]
+    downs = [layer for layer in g.layers if layer.name.endswith("_lrelu") and layer.name.startswith("down")]
     assert tuple(downs[-2].output.shape[1:3]) == (1, 1)  # still reaches 1x1, then one more 1x1 row
     assert len(downs) == 9 - (8 - size.bit_length() + 1)
     assert tuple(patch_discriminator(size).output.shape[1:]) == (patch, patch, 1)

@@ -14,7 +14,7 @@ from data.label_classes import IGNORE, label_map_to_classes
 from data.synthetic import CLASS_NAMES, make_pairs
 from metrics import facade_parser
 from metrics.__main__ import main as metrics_main
-from metrics.facade_parser import ENV_VAR, FacadeParser, save_facade_parser
+from metrics.facade_parser import ENV_VAR, save_facade_parser
 from metrics.score import resampled_segmentation
 from metrics.segmentation import confusion_matrix, mean_iou, pixel_accuracy, segmentation_scores
 from metrics.weights import WeightsError

@@ -115,7 +115,8 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = TensorFlow's default)")
     p.add_argument("--set", default={}, type=json_object,
-                   help="extra config overrides as a JSON object, e.g. '{\"ngf\": 32}' or '{\"widths\": [24, 48, 96, 128]}'")
+                   help="extra config overrides as a JSON object, e.g. '{\"ngf\": 32}' or "
+                        "'{\"widths\": [24, 48, 96, 128]}'")
     p.add_argument("--data", default="synthetic", help="data for the input-pipeline figure")
     p.add_argument("--pipeline-only", action="store_true")
     p.add_argument("--json", help="also write the results to this file")
@@ -133,7 +134,8 @@ def main(argv=None):
     for size in sizes:
         r = pipeline_throughput(args.data, size, max(batches))
         results.append({"kind": "pipeline", "size": size, **r})
-        print(f"  {size:>3} px: {r['images_per_s']:8.1f} images/s  (decoding {r['pairs']} pairs once: {r['decode_s']:.1f} s)")
+        print(f"  {size:>3} px: {r['images_per_s']:8.1f} images/s  "
+              f"(decoding {r['pairs']} pairs once: {r['decode_s']:.1f} s)")
     if args.pipeline_only:
         return 0
 

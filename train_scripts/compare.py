@@ -296,7 +296,8 @@ def format_paired(table):
         return "" if v is None or v != v else f"{v:.{digits}g}"
 
     return pd.DataFrame({
-        "A": table["model_a"], "B": table["model_b"], "metric": table["metric"], "score A": table["score_a"].map(cell), "score B": table["score_b"].map(cell),
+        "A": table["model_a"], "B": table["model_b"], "metric": table["metric"],
+        "score A": table["score_a"].map(cell), "score B": table["score_b"].map(cell),
         "A - B [95 % interval]": [f"{cell(d)} [{cell(lo)}, {cell(hi)}]" if cell(lo) else cell(d)
                                   for d, lo, hi in zip(table["diff"], table["lo"], table["hi"])],
         "p": table["p"].map(lambda v: cell(v, 2)),
@@ -343,8 +344,8 @@ def loss_figure(path, names, run_dirs):
 
     import matplotlib.pyplot as plt
 
-    from train_scripts.run_folder import read_log
     from train_scripts.plots import loss_columns
+    from train_scripts.run_folder import read_log
 
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)

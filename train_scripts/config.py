@@ -104,7 +104,8 @@ def build_parser(spec):
              "budget_minutes": float, "keep_every": int}
     for key, helptext in COMMON_KEYS.items():
         if key == "jit_compile":
-            p.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None, help=helptext)
+            p.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None,
+                           help=helptext)
             continue
         if key == "mixed_precision":
             p.add_argument("--mixed-precision", dest=key, default=None, choices=PRECISIONS, help=helptext)
@@ -115,7 +116,8 @@ def build_parser(spec):
         if typ is bool:
             p.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=helptext)
         else:
-            p.add_argument(flag, dest=key, type=typ, default=None, help=helptext, choices=choices[0] if choices else None)
+            p.add_argument(flag, dest=key, type=typ, default=None, help=helptext,
+                           choices=choices[0] if choices else None)
     return p
 
 
@@ -138,7 +140,8 @@ def check_config(config):
 
     for key in ("checkpoint_every", "sample_every", "keep_every"):
         if config[key] % config["log_every"]:
-            raise I2IError(f"--{key.replace('_', '-')} {config[key]} must be a multiple of --log-every {config['log_every']}")
+            raise I2IError(f"--{key.replace('_', '-')} {config[key]} must be a multiple of "
+                           f"--log-every {config['log_every']}")
     if config["steps"] % config["log_every"]:
         raise I2IError(f"--steps {config['steps']} must be a multiple of --log-every {config['log_every']}")
     if config["image_size"] not in (16, 32, 64, 128, 256, 512):

@@ -33,7 +33,8 @@ PRESETS = {
     # 50 epochs of the 6x expanded facades (2400 pairs -> 1200 steps per epoch), AdamW lr 1e-4 (0.5, 0.999),
     # weight decay 5e-5, EMA 0.999 (the keras.io DDIM example's); one log row, validation and KID per epoch (Fig. 7).
     # Conditional by default (--unconditional for the study's exact setting).
-    "paper": dict(COMMON, data="facades", image_size=64, expand=6, batch_size=2, steps=60000, widths=[64, 128, 256, 256],
+    "paper": dict(COMMON, data="facades", image_size=64, expand=6, batch_size=2, steps=60000,
+                  widths=[64, 128, 256, 256],
                   max_signal_rate=0.95, lr=1e-4, weight_decay=5e-5, ema_warmup=False, sampling_steps=20,
                   clip_denoised=False, log_every=1200, checkpoint_every=1200, sample_every=6000, val_images=0,
                   kid_every=1200, kid_images=0, kid_sampling_steps=10),
@@ -143,7 +144,8 @@ SPEC = ModelSpec(
                             "Salimans & Ho 2022; trained on the v error, noise loss still logged) | image (x_0)",
                        ("noise", "velocity", "image")),
         "loss_weighting": (str, "per-time weights of the trained error: none | min-snr (Hang et al. 2023: x_0 error "
-                                "weighted by min(SNR, gamma)) | clipped-snr (x_0 error weighted by clip(SNR, 1, gamma))",
+                                "weighted by min(SNR, gamma)) | clipped-snr (x_0 error weighted by "
+                                "clip(SNR, 1, gamma))",
                            ("none", "min-snr", "clipped-snr")),
         "min_snr_gamma": (float, "gamma of the min-SNR and clipped-SNR weightings"),
         "sampler": (str, "reverse process: ddim (eta) | ddpm (ancestral, Algorithm 2)", ("ddim", "ddpm")),

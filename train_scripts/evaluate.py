@@ -3,7 +3,7 @@ results/metrics.csv.
 
     python train_scripts/evaluate.py RUN_DIR [--split test] [--metrics psnr,ssim,fid,kid,lpips]
                                              [--backbone inception|fid-inception|alexnet]
-    python train_scripts/evaluate.py DDIM_RUN --set sampler=ddpm --set sampling_steps=100   # same weights, other sampler
+    python train_scripts/evaluate.py DDIM_RUN --set sampler=ddpm --set sampling_steps=100  # same weights, other sampler
 
 The run's model translates every label map of the split (at the run's training resolution);
 the outputs are saved as PNGs in ``RUN_DIR/outputs_<split>/`` (same names as the references, so

@@ -16,6 +16,7 @@ from train_scripts.devices import build_model, precision_policy
 from train_scripts.export_folder import ExportFolder, is_export
 from train_scripts.run_folder import RunFolder
 
+
 def load_trained(run_dir, inference=None, seed=None, weights=None):
     """Rebuild a run's model from its config and load its latest weights: (spec, config, model, run).
 

@@ -61,7 +61,8 @@ SPEC = ModelSpec(
     callbacks=callbacks,
     arguments={
         "gan_loss": (str, "bce (pix2pix paper) | lsgan (least squares: the study's 'L2+L1')", ("bce", "lsgan")),
-        "generator": (str, "study (Table 1) | pix2pix (original U-Net of the paper / TF tutorial)", ("study", "pix2pix")),
+        "generator": (str, "study (Table 1) | pix2pix (original U-Net of the paper / TF tutorial)",
+                      ("study", "pix2pix")),
         "l1_weight": (float, "lambda of eq. (2)"),
         "ngf": (int, "generator width of the first layer (Table 1: 64); all widths scale with it"),
         "ndf": (int, "discriminator width of the first layer (Table 1: 64)"),

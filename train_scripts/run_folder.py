@@ -24,7 +24,8 @@ def environment():
 
     def git(*cmd):
         try:
-            return subprocess.run(["git", *cmd], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+            done = subprocess.run(["git", *cmd], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+            return done.stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
@@ -111,7 +112,8 @@ class RunFolder:
             raise I2IError(f"{self.path} exists and is not a run folder (no config.json); choose another --out")
         try:
             os.makedirs(self.path, exist_ok=True)
-            atomic_write_text(self.config_path, json.dumps({"model": model, "preset": preset, "config": config}, indent=2))
+            atomic_write_text(self.config_path,
+                              json.dumps({"model": model, "preset": preset, "config": config}, indent=2))
         except OSError as e:
             raise I2IError(f"{self.path}: cannot write the run folder ({e.strerror or e}); "
                            "choose another --out") from None

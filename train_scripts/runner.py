@@ -29,6 +29,7 @@ from train_scripts.devices import build_model, describe_device, make_strategy, p
 from train_scripts.inference import load_trained, quick_scores
 from train_scripts.run_folder import RunFolder, atomic_save_weights, environment, read_log, truncate_log
 
+
 def load_data(config):
     """(source, training pairs at the jitter's load size, validation pairs); validates on 'test' if 'val' is absent."""
     source = open_source(config["data"])
@@ -150,8 +151,9 @@ def prepare_training(spec, config, run, model, train_pairs, val_pairs, replicas=
     if budget.reached(wall_offset):
         start_epoch = epochs  # the budget ran out before the run was marked finished: nothing left to train
     if scratch is not None:
-        callbacks = [cb.StepInfo(log_every, wall_time_offset=wall_offset), cb.TerminateOnNonFinite(log_every, checkpoint),
-                     cb.GracefulInterrupt(checkpoint, log_every), budget, checkpoint]
+        callbacks = [cb.StepInfo(log_every, wall_time_offset=wall_offset),
+                     cb.TerminateOnNonFinite(log_every, checkpoint), cb.GracefulInterrupt(checkpoint, log_every),
+                     budget, checkpoint]
         return TrainingSession(model, train_ds, val_ds, checkpoint, budget, callbacks, val_batch, start_epoch, epochs)
     callbacks = [
         cb.StepInfo(log_every, wall_time_offset=wall_offset, val_keys=["val_" + m.name for m in model.metrics]),
@@ -211,7 +213,8 @@ def fit(session, config, run, verbose=1, strategy_name="default", replicas=1, dr
     if not chief:
         return
     steps_done = checkpoint.saved_epoch() * log_every
-    run.set_progress(finished=True, steps=steps_done, **({"budget_reached": True} if steps_done < config["steps"] else {}))
+    run.set_progress(finished=True, steps=steps_done,
+                     **({"budget_reached": True} if steps_done < config["steps"] else {}))
     if steps_done < config["steps"]:
         print(f"training budget of {config['budget_minutes']:g} min reached at step {steps_done}: run finished")
 

@@ -31,8 +31,13 @@ import tensorflow as tf
 
 from losses import l1_loss, l2_loss, noise_loss
 from models.diffusion import get_network
-from models.diffusion.predictions import (LOSS_WEIGHTINGS, PREDICTIONS, noise_from_prediction, prediction_target,
-                                         snr_loss_weight)
+from models.diffusion.predictions import (
+    LOSS_WEIGHTINGS,
+    PREDICTIONS,
+    noise_from_prediction,
+    prediction_target,
+    snr_loss_weight,
+)
 from models.diffusion.samplers import ddim_sample, ddpm_sample
 from models.diffusion.schedules import DiffusionConfigError, add_noise, get_schedule, images_from_noise
 from models.training import LossTracking, build_optimizers, minimize
@@ -140,7 +145,8 @@ class DiffusionModel(LossTracking, keras.Model):
 
     def _check_settings(self):
         if self.prediction not in PREDICTIONS:
-            raise DiffusionConfigError(f"unknown prediction {self.prediction!r}; choose one of {', '.join(PREDICTIONS)}")
+            raise DiffusionConfigError(
+                f"unknown prediction {self.prediction!r}; choose one of {', '.join(PREDICTIONS)}")
         if self.loss_weighting not in LOSS_WEIGHTINGS:
             raise DiffusionConfigError(f"unknown loss weighting {self.loss_weighting!r}; choose one of "
                                        f"{', '.join(LOSS_WEIGHTINGS)}")

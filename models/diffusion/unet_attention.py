@@ -22,8 +22,7 @@ level, so 16x16 is the deepest level. Choices made here (all arguments):
 import keras
 from keras import layers
 
-from models.diffusion.embedding import (KERAS_IO_MAX_FREQUENCY, SinusoidalEmbedding, check_image_size,
-                                       network_inputs)
+from models.diffusion.embedding import KERAS_IO_MAX_FREQUENCY, SinusoidalEmbedding, check_image_size, network_inputs
 from models.diffusion.schedules import DiffusionConfigError
 
 
@@ -112,5 +111,6 @@ def attention_unet(image_size=64, condition_channels=0, widths=(64, 128, 256), b
 
     x = layers.GroupNormalization(norm_groups, name="output_norm")(x)
     x = layers.Activation("swish", name="output_swish")(x)
-    x = layers.Conv2D(image_channels, 3, padding="same", kernel_initializer="zeros", dtype="float32", name="output_conv")(x)
+    x = layers.Conv2D(image_channels, 3, padding="same", kernel_initializer="zeros", dtype="float32",
+                      name="output_conv")(x)
     return keras.Model(inputs, x, name=name)

@@ -28,8 +28,13 @@ widths differ. The "diffusion time input" is the noise variance, as in the keras
 import keras
 from keras import layers
 
-from models.diffusion.embedding import (STUDY_MAX_FREQUENCY, SinusoidalEmbedding, check_image_size,
-                                       condition_at_level, network_inputs)
+from models.diffusion.embedding import (
+    STUDY_MAX_FREQUENCY,
+    SinusoidalEmbedding,
+    check_image_size,
+    condition_at_level,
+    network_inputs,
+)
 
 
 def residual_block(x, width, name):
