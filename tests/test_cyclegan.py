@@ -82,7 +82,7 @@ def test_each_loss_term_equals_its_hand_computed_value():
         pool.images.assign(old_pool)
         pool.count.assign(3)
 
-    losses = {k: float(v) for k, v in model._loss_terms(real_a, real_b, training=True, use_pool=True).items()}
+    losses = {k: float(v) for k, v in model.loss_terms(real_a, real_b, training=True, use_pool=True).items()}
 
     fake_b, fake_a = apply(model.g_ab, real_a), apply(model.g_ba, real_b)
     g_adv_ab = np.mean((apply(model.d_b, fake_b) - 1) ** 2)  # least squares: G wants D to say 1
@@ -105,7 +105,7 @@ def test_each_loss_term_equals_its_hand_computed_value():
 def test_identity_weight_zero_drops_the_identity_term():
     model = tiny_model(identity_weight=0.0)
     x = np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
-    losses = model._loss_terms(x, x[::-1], training=False, use_pool=False)
+    losses = model.loss_terms(x, x[::-1], training=False, use_pool=False)
     np.testing.assert_allclose(float(losses["g_loss"]),
                                float(losses["g_adv_ab"] + losses["g_adv_ba"] + 10 * losses["cycle"]), rtol=1e-6)
 

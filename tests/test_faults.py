@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import types
 
 import h5py
 import numpy as np
@@ -215,7 +216,8 @@ def test_unwritable_run_folder_fails_before_training(tiny_facades, capsys):
 def test_full_disk_fails_before_training(tmp_path, tiny_facades, monkeypatch, capsys):
     out = tmp_path / "run"
     free = 20 * 2**20  # 20 MiB: less than two tiny checkpoints (~9.7 MiB each) and their temporary copy
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - free, free))
+    usage = types.SimpleNamespace(total=10**12, used=10**12 - free, free=free)  # the fields of shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage)
     assert runner.main(pix2pix.SPEC, _args(tiny_facades, out)) == 2
     err = capsys.readouterr().err
     assert f"{out}: not enough free disk space: 20.0 MiB free" in err and "choose another --out" in err
