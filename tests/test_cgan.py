@@ -125,6 +125,7 @@ def test_translate_uses_the_noise():
     assert not np.allclose(a, b) and np.abs(a).max() <= 1.0
 
 
+@pytest.mark.slow
 def test_quick_preset_learns_a_label_conditioned_mapping(tmp_path):
     run_dir = tmp_path / "run"
     args = ["--steps", "300", "--sample-every", "300", "--checkpoint-every", "300", "--out", str(run_dir), "--verbose", "0"]
@@ -160,12 +161,14 @@ def reference(tmp_path_factory, repo_dir):
     return out
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_end(tmp_path, repo_dir, reference):
     stdout, stderr = rh.assert_resumes_to_reference("cgan", TINY, tmp_path / "run", TINY_STEPS, repo_dir, reference,
                                                     signal.SIGINT, 10, {"g_loss", "d_loss", "d_acc", "val_d_acc"})
     assert "Run the same command again" in stdout + stderr
 
 
+@pytest.mark.slow
 def test_run_folder_of_another_model_is_refused(reference, capsys):
     assert main(cvae.SPEC, ["--out", str(reference)]) == 2
     err = capsys.readouterr().err

@@ -233,6 +233,7 @@ def l1(model, labels, photos):
     return float(np.mean(np.abs(out - to_model_range(photos).numpy())))
 
 
+@pytest.mark.slow
 def test_quick_preset_learns_label_map_to_photo(tmp_path):
     run_dir = tmp_path / "run"
     assert main(cyclegan.SPEC, ["--steps", str(LEARN_STEPS), "--out", str(run_dir), "--verbose", "0"]) == 0
@@ -266,6 +267,7 @@ def reference_run(tmp_path_factory, repo_dir):
     return out
 
 
+@pytest.mark.slow
 def test_run_stopped_by_ctrl_c_then_killed_resumes_to_the_same_weights(tmp_path, repo_dir, reference_run):
     out = tmp_path / "run"
     code, stdout, stderr = start_and_stop("cyclegan", TINY, out, RESUME_STEPS, repo_dir, signal.SIGINT, after_epoch=2)
@@ -290,6 +292,7 @@ def test_run_stopped_by_ctrl_c_then_killed_resumes_to_the_same_weights(tmp_path,
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_trained_run_reloads_both_generators_and_pools(reference_run):
     _, config, model, _ = load_trained(str(reference_run))
     keras.utils.set_random_seed(config["seed"])

@@ -283,6 +283,7 @@ def uninterrupted(tmp_path_factory, repo_dir):
     return out
 
 
+@pytest.mark.slow
 @needs_alexnet_weights  # the validation KID uses the alexnet backbone
 def test_log_has_the_fig7_columns_with_kid_at_its_intervals(uninterrupted):
     with open(uninterrupted / "log.csv") as f:
@@ -294,6 +295,7 @@ def test_log_has_the_fig7_columns_with_kid_at_its_intervals(uninterrupted):
     assert sorted(os.listdir(uninterrupted / "samples")) == ["step_0000040.png", "step_0000080.png"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights_ema_included(tmp_path, repo_dir, uninterrupted):
     """kill -9 (no chance to save): the EMA weights, optimizer and random-generator states come from the backup."""
     out = tmp_path / "run"

@@ -100,6 +100,7 @@ POISONED_SPEC = cfg.ModelSpec(name="pix2pix", description="test-only", presets=p
                                  build=_poisoned_build, arguments=pix2pix.SPEC.arguments)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_at_its_step_and_the_last_good_checkpoint_resumes(tmp_path, tiny_facades, reference,
                                                                                 capsys):
     out = tmp_path / "run"
@@ -148,6 +149,7 @@ runpy.run_path("train_scripts/pix2pix.py", run_name="__main__")
     ("training_metadata.json", 2, 2),  # backup at step 4: new weights file complete, not yet committed
     ("model.weights.h5", 3, STEPS),  # the final model.weights.h5, after the final backup was committed
 ], ids=["backup-commit", "final-weights"])
+@pytest.mark.slow
 def test_kill_during_a_save_leaves_a_run_that_resumes(tmp_path, tiny_facades, reference, repo_dir, capsys,
                                                       target, nth, resumes_from):
     out = tmp_path / "run"
@@ -224,6 +226,7 @@ def test_full_disk_fails_before_training(tmp_path, tiny_facades, monkeypatch, ca
     assert sorted(os.listdir(out)) == ["config.json"]  # no session, log or checkpoint: training never started
 
 
+@pytest.mark.slow
 def test_checkpoint_size_estimate_matches_the_files(reference):
     """The free-space check's estimate (weights + optimizer slots) is what a checkpoint file really takes."""
     with open(reference / "config.json") as f:
