@@ -210,7 +210,9 @@ class CycleGAN(LossTracking, keras.Model):
         """Label maps in [-1, 1] -> photos in [-1, 1] (G: A -> B)."""
         return self.g_ab(labels, training=False)
 
-    def _loss_terms(self, real_a, real_b, training, use_pool):
+    def loss_terms(self, real_a, real_b, training, use_pool):
+        """Every loss term of one batch by name (both generators' least-squares, cycle and identity terms, each
+        discriminator's loss on fakes from the image pools when ``use_pool``); updates no weights."""
         fake_b, fake_a = self.g_ab(real_a, training=training), self.g_ba(real_b, training=training)
         cycled_a, cycled_b = self.g_ba(fake_b, training=training), self.g_ab(fake_a, training=training)
         g_adv_ab = generator_loss(self.d_b(fake_b, training=training), "lsgan")
@@ -235,7 +237,7 @@ class CycleGAN(LossTracking, keras.Model):
     def train_step(self, data):
         real_a, real_b = data
         with tf.GradientTape(persistent=True) as tape:
-            losses = self._loss_terms(real_a, real_b, training=True, use_pool=True)
+            losses = self.loss_terms(real_a, real_b, training=True, use_pool=True)
             d_loss = losses["d_a"] + losses["d_b"]  # disjoint variables: the same as two separate steps
         minimize(tape, self.g_optimizer, losses["g_loss"], self._variables(self.generators))
         minimize(tape, self.d_optimizer, d_loss, self._variables(self.discriminators))
@@ -247,5 +249,5 @@ class CycleGAN(LossTracking, keras.Model):
 
     def test_step(self, data):
         real_a, real_b = data
-        return self.track(self._loss_terms(real_a, real_b, training=False, use_pool=False))
+        return self.track(self.loss_terms(real_a, real_b, training=False, use_pool=False))
 

@@ -114,7 +114,9 @@ class Pix2Pix(LossTracking, keras.Model):
         """Label maps in [-1, 1] -> photos in [-1, 1]; dropout on (as in the pix2pix paper) if asked or configured."""
         return self.generator(labels, training=self.dropout_at_test if dropout is None else dropout)
 
-    def _loss_terms(self, label, photo, training):
+    def loss_terms(self, label, photo, training):
+        """Every loss term of one batch by name (G: adversarial + lambda * L1, Table 3; D: its adversarial loss
+        halved), and D's accuracy; updates nothing."""
         fake = self.generator(label, training=training)
         real_logits = self.discriminator([label, photo], training=training)
         fake_logits = self.discriminator([label, fake], training=training)
@@ -131,11 +133,11 @@ class Pix2Pix(LossTracking, keras.Model):
     def train_step(self, data):
         label, photo = data
         with tf.GradientTape(persistent=True) as tape:
-            losses = self._loss_terms(label, photo, training=True)
+            losses = self.loss_terms(label, photo, training=True)
         minimize(tape, self.g_optimizer, losses["g_loss"], self.generator.trainable_variables)
         minimize(tape, self.d_optimizer, losses["d_loss"], self.discriminator.trainable_variables)
         return self.track(losses)
 
     def test_step(self, data):
         label, photo = data
-        return self.track(self._loss_terms(label, photo, training=False))
+        return self.track(self.loss_terms(label, photo, training=False))

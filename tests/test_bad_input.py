@@ -289,6 +289,7 @@ def _truncate(path):
     open(path, "wb").write(data[: len(data) // 3])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_corrupt_backup_names_the_file_and_offers_a_new_out(trained_copy, tiny_facades, capsys, script):
     run = trained_copy(script)
@@ -301,6 +302,7 @@ def test_corrupt_backup_names_the_file_and_offers_a_new_out(trained_copy, tiny_f
     assert "run with a new --out" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_missing_corrupt_or_foreign_weights_in_load_trained(trained_copy, script):
     import keras
@@ -334,6 +336,7 @@ def test_missing_corrupt_or_foreign_weights_in_load_trained(trained_copy, script
     assert str(weights) in str(e.value)
 
 
+@pytest.mark.slow
 def test_backup_state_unreadable_or_pointing_at_a_missing_file(trained_copy, tiny_facades, capsys):
     run = trained_copy("pix2pix")
     os.remove(run / "progress.json")

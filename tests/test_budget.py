@@ -2,12 +2,14 @@
 
 import json
 
+import pytest
 from run_helpers import log_rows, run, saved_epoch
 
 TINY = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--batch-size", "2", "--log-every", "5",
         "--checkpoint-every", "50", "--sample-every", "50", "--verbose", "0"]
 
 
+@pytest.mark.slow
 def test_a_budget_run_stops_on_time_and_is_then_finished(tmp_path, repo_dir):
     out = tmp_path / "run"
     args = [*TINY, "--budget-minutes", "0.1"]  # 6 s of training, far fewer than the 100 000 steps asked
@@ -16,7 +18,7 @@ def test_a_budget_run_stops_on_time_and_is_then_finished(tmp_path, repo_dir):
     rows = log_rows(out)
     steps = int(rows[-1]["step"])
     assert 5 <= steps < 100000 and "training budget of 0.1 min reached at step" in done.stdout
-    # stops at the first interval past it
+    # it stops at the first interval past the budget
     assert rows[-1]["wall_time_s"] >= 6.0 and all(r["wall_time_s"] < 6.0 for r in rows[:-1])
     assert saved_epoch(out) * 5 == steps  # a checkpoint at the stopping step, not at the last interval multiple
     progress = json.load(open(out / "progress.json"))

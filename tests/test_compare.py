@@ -40,6 +40,7 @@ def first_run(tmp_path_factory, repo_dir):
     return out, done
 
 
+@pytest.mark.slow
 @needs_alexnet_weights
 def test_every_output_is_written_with_one_finite_row_per_model(first_run):
     out, done = first_run
@@ -61,6 +62,7 @@ def test_every_output_is_written_with_one_finite_row_per_model(first_run):
     assert Image.open(results / "comparison.png").size[0] > Image.open(results / "comparison.png").size[1]
 
 
+@pytest.mark.slow
 @needs_alexnet_weights
 def test_comparison_grid_has_a_row_per_sample_and_a_column_per_model_plus_two(first_run):
     out, _ = first_run
@@ -73,6 +75,7 @@ def test_comparison_grid_has_a_row_per_sample_and_a_column_per_model_plus_two(fi
     assert not all((columns[2] == c).all() for c in columns[3:])  # the models' columns are their own outputs
 
 
+@pytest.mark.slow
 @needs_alexnet_weights
 def test_a_second_run_reuses_finished_runs(first_run, repo_dir):
     out, _ = first_run
@@ -84,6 +87,7 @@ def test_a_second_run_reuses_finished_runs(first_run, repo_dir):
     assert weights == {n: os.path.getmtime(out / "runs" / n / "model.weights.h5") for n in MODELS}
 
 
+@pytest.mark.slow
 @needs_alexnet_weights
 def test_the_latent_ddim_is_trained_on_its_own_autoencoder_and_counts_its_time(first_run):
     """Its row's wall time is its DDIM's plus its autoencoder's; folders of runs skip the autoencoder."""

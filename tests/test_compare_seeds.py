@@ -63,6 +63,7 @@ def _weights(path):
     return arrays
 
 
+@pytest.mark.slow
 def test_every_model_is_trained_once_per_seed_in_a_folder_of_its_own(first_run):
     out, _ = first_run
     runs = out / "runs"
@@ -77,6 +78,7 @@ def test_every_model_is_trained_once_per_seed_in_a_folder_of_its_own(first_run):
         assert any(not np.array_equal(first[k], second[k]) for k in first), f"{name}: both seeds trained alike"
 
 
+@pytest.mark.slow
 def test_one_row_per_model_and_seed_and_the_old_row_kept(first_run):
     out, _ = first_run
     rows = _rows(out / "results" / "metrics.csv")
@@ -104,6 +106,7 @@ def _summary_cells(text):
     return cells
 
 
+@pytest.mark.slow
 def test_the_summary_is_the_mean_and_sample_std_of_the_rows_over_seeds(first_run):
     out, done = first_run
     rows = _rows(out / "results" / "metrics.csv")[1:]
@@ -124,6 +127,7 @@ def test_the_summary_is_the_mean_and_sample_std_of_the_rows_over_seeds(first_run
     assert all(f"<h3>{name}-seed{seed}</h3>" in report for name, seed in RUNS)
 
 
+@pytest.mark.slow
 def test_each_model_is_compared_with_its_best_rival_on_the_same_outputs(first_run):
     """paired-comparisons.csv: the first seed's two models, paired image by image; its scores are the ones
     evaluate.py put in metrics.csv, A - B is their difference and lies in its interval; the report shows it and
@@ -152,6 +156,7 @@ def test_best_rivals_by_the_first_metric_every_model_has():
     assert compare.best_rivals({"a": {"fid": 1.0}}) == ({}, None)
 
 
+@pytest.mark.slow
 def test_a_second_invocation_reuses_every_finished_run(first_run, repo_dir):
     out, _ = first_run
     runs = out / "runs"

@@ -115,6 +115,7 @@ def held_out_l1(model, labels, photos, sample):
     return float(np.mean(np.abs(out - to_model_range(photos).numpy())))
 
 
+@pytest.mark.slow
 def test_quick_preset_learns_the_translation(tmp_path):
     run_dir = tmp_path / "run"
     assert main(cvae.SPEC, ["--steps", "160", "--sample-every", "160", "--checkpoint-every", "160",
@@ -146,11 +147,13 @@ def reference(tmp_path_factory, repo_dir):
     return out
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_end(tmp_path, repo_dir, reference):
     rh.assert_resumes_to_reference("cvae", TINY, tmp_path / "run", TINY_STEPS, repo_dir, reference, signal.SIGKILL, 10,
                                    {"loss", "reconstruction_loss", "kl_loss", "val_kl_loss"})
 
 
+@pytest.mark.slow
 def test_run_folder_of_another_model_is_refused(reference, capsys):
     assert main(cgan.SPEC, ["--out", str(reference)]) == 2
     err = capsys.readouterr().err

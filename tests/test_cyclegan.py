@@ -82,7 +82,7 @@ def test_each_loss_term_equals_its_hand_computed_value():
         pool.images.assign(old_pool)
         pool.count.assign(3)
 
-    losses = {k: float(v) for k, v in model._loss_terms(real_a, real_b, training=True, use_pool=True).items()}
+    losses = {k: float(v) for k, v in model.loss_terms(real_a, real_b, training=True, use_pool=True).items()}
 
     fake_b, fake_a = apply(model.g_ab, real_a), apply(model.g_ba, real_b)
     g_adv_ab = np.mean((apply(model.d_b, fake_b) - 1) ** 2)  # least squares: G wants D to say 1
@@ -105,7 +105,7 @@ def test_each_loss_term_equals_its_hand_computed_value():
 def test_identity_weight_zero_drops_the_identity_term():
     model = tiny_model(identity_weight=0.0)
     x = np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
-    losses = model._loss_terms(x, x[::-1], training=False, use_pool=False)
+    losses = model.loss_terms(x, x[::-1], training=False, use_pool=False)
     np.testing.assert_allclose(float(losses["g_loss"]),
                                float(losses["g_adv_ab"] + losses["g_adv_ba"] + 10 * losses["cycle"]), rtol=1e-6)
 
@@ -233,6 +233,7 @@ def l1(model, labels, photos):
     return float(np.mean(np.abs(out - to_model_range(photos).numpy())))
 
 
+@pytest.mark.slow
 def test_quick_preset_learns_label_map_to_photo(tmp_path):
     run_dir = tmp_path / "run"
     assert main(cyclegan.SPEC, ["--steps", str(LEARN_STEPS), "--out", str(run_dir), "--verbose", "0"]) == 0
@@ -266,6 +267,7 @@ def reference_run(tmp_path_factory, repo_dir):
     return out
 
 
+@pytest.mark.slow
 def test_run_stopped_by_ctrl_c_then_killed_resumes_to_the_same_weights(tmp_path, repo_dir, reference_run):
     out = tmp_path / "run"
     code, stdout, stderr = start_and_stop("cyclegan", TINY, out, RESUME_STEPS, repo_dir, signal.SIGINT, after_epoch=2)
@@ -290,6 +292,7 @@ def test_run_stopped_by_ctrl_c_then_killed_resumes_to_the_same_weights(tmp_path,
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_trained_run_reloads_both_generators_and_pools(reference_run):
     _, config, model, _ = load_trained(str(reference_run))
     keras.utils.set_random_seed(config["seed"])

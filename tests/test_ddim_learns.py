@@ -14,6 +14,7 @@ samples.
 """
 
 import numpy as np
+import pytest
 
 from data.pipeline import to_model_range
 from data.sources import open_source
@@ -37,6 +38,7 @@ def l1(images, photos):
     return float(np.mean(np.abs(images - to_model_range(photos).numpy())))
 
 
+@pytest.mark.slow
 def test_conditional_model_learns_the_translation(tmp_path):
     run_dir = tmp_path / "run"
     assert main(ddim.SPEC, [*ARGS, "--out", str(run_dir)]) == 0

@@ -123,6 +123,7 @@ def translate(server, label, models=None, settings=None, expect=200):
 
 # ------------------------------------------------------------------------------------------ the page
 
+@pytest.mark.slow
 def test_page_assets_and_model_list(server, runs):
     status, html, response = request(server, "GET", "/")
     assert status == 200 and response.getheader("Content-Type").startswith("text/html")
@@ -152,6 +153,7 @@ def test_page_assets_and_model_list(server, runs):
     assert status == 404 and "no such page" in missing["error"]
 
 
+@pytest.mark.slow
 def test_unloadable_runs_are_reported_and_the_others_served(server, runs):
     _, info, _ = request(server, "GET", "/api/models")
     failed = {os.path.basename(f["run_dir"]): f["error"] for f in info["failed"]}
@@ -163,6 +165,7 @@ def test_unloadable_runs_are_reported_and_the_others_served(server, runs):
     assert len(translate(server, labels(1)[0])) == 3
 
 
+@pytest.mark.slow
 def test_examples_come_from_the_runs_data_folder_or_the_synthetic_generator(server, runs):
     status, example, _ = request(server, "GET", "/api/example?index=5")  # 4 val pairs: index 5 is the second
     assert status == 200 and example["index"] == 1
@@ -178,6 +181,7 @@ def test_examples_come_from_the_runs_data_folder_or_the_synthetic_generator(serv
 
 # ------------------------------------------------------------------------------------------ translations
 
+@pytest.mark.slow
 def test_every_model_gives_what_its_run_gives(server, references):
     label = labels(1)[0]
     outputs = translate(server, label)
@@ -195,6 +199,7 @@ def test_every_model_gives_what_its_run_gives(server, references):
     assert (decode(other["pix2pix"]["image"]) != decode(outputs["pix2pix"]["image"])).any()
 
 
+@pytest.mark.slow
 def test_each_output_is_scored_against_the_drawn_label_map(server):
     """Without a parser the response says the score is unavailable; with one, each output's seg mIoU and pixel
     accuracy are those of metrics.segmentation on that output and the drawn label map."""
@@ -217,6 +222,7 @@ def test_each_output_is_scored_against_the_drawn_label_map(server):
         assert output["segmentation"]["seg_acc"] == pytest.approx(expected["seg_acc"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_diffusion_settings_and_seed(server, references):
     label = labels(1)[0]
 
@@ -253,6 +259,7 @@ def test_diffusion_settings_and_seed(server, references):
         assert message in payload["error"], (settings, payload)
 
 
+@pytest.mark.slow
 def test_ten_requests_at_once(server, references):
     maps = labels(3)
     expected = {i: {n: references(n, maps[i]) for n in SIZES} for i in range(3)}
@@ -271,6 +278,7 @@ def test_ten_requests_at_once(server, references):
 
 # ------------------------------------------------------------------------------------------ bad input
 
+@pytest.mark.slow
 def test_uploads_are_checked_and_converted(server, caplog):
     label = labels(1, size=48)[0]
     status, ok, _ = request(server, "POST", "/api/label", {"image": png_url(label)})
@@ -308,6 +316,7 @@ def test_uploads_are_checked_and_converted(server, caplog):
     assert status == 200  # still serving
 
 
+@pytest.mark.slow
 def test_malformed_requests(server, caplog):
     label = png_url(labels(1)[0])
     cases = [(b"{not json", 400, "malformed JSON body"),
@@ -366,6 +375,7 @@ def test_default_runs_are_the_finished_ones_newest_first(tmp_path):
     assert demo.display_names(["/r/c1/pix2pix", "/r/c2/pix2pix", "/r/c2/ddim"]) == ["pix2pix", "c2/pix2pix", "ddim"]
 
 
+@pytest.mark.slow
 def test_command_line_serves_on_localhost_and_reports_bad_runs(runs, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "train_scripts/demo.py", str(runs.compare / "pix2pix"),

@@ -94,6 +94,7 @@ def at(label, x, y):
     return tuple(int(v) for v in label[int(y * SIZE), int(x * SIZE)])
 
 
+@pytest.mark.slow
 def test_draw_translate_and_compare_in_chromium(page, server, tmp_path):
     page.goto(server.url)
     page.wait_for_selector("body[data-ready='1']", timeout=60_000)

@@ -105,13 +105,13 @@ def test_condition_dropout_replaces_the_configured_fraction_of_label_maps_by_the
         return tf.zeros_like(inputs[0])
 
     labels = tf.ones((4000, 2, 2, 3))
-    model._loss_terms(labels, tf.zeros_like(labels), recording_network, model.seed_generator, training=True)
+    model.loss_terms(labels, tf.zeros_like(labels), recording_network, model.seed_generator, training=True)
     per_image = seen[0].numpy().reshape(4000, -1)
     dropped = np.all(per_image == 0, axis=1)
     assert np.all(dropped | np.all(per_image == 1, axis=1))  # a label map is dropped whole or kept whole
     assert abs(dropped.mean() - 0.3) < 0.025  # 3.5 standard errors at n = 4000
 
-    model._loss_terms(labels, tf.zeros_like(labels), recording_network, model.seed_generator, training=False)
+    model.loss_terms(labels, tf.zeros_like(labels), recording_network, model.seed_generator, training=False)
     assert np.all(seen[1].numpy() == 1)  # validation never drops
 
 
@@ -150,7 +150,7 @@ def test_snr_weightings_weight_the_x0_error(prediction, weighting, floor):
     def constant_network(inputs, training):
         return tf.constant(fixed)
 
-    losses = model._loss_terms(tf.zeros_like(photos), photos, constant_network, keras.random.SeedGenerator(3),
+    losses = model.loss_terms(tf.zeros_like(photos), photos, constant_network, keras.random.SeedGenerator(3),
                                training=True)
     # redraw the same noises and times to compute the x_0 errors by hand
     generator = keras.random.SeedGenerator(3)
@@ -283,6 +283,7 @@ def uninterrupted(tmp_path_factory, repo_dir):
     return out
 
 
+@pytest.mark.slow
 @needs_alexnet_weights  # the validation KID uses the alexnet backbone
 def test_log_has_the_fig7_columns_with_kid_at_its_intervals(uninterrupted):
     with open(uninterrupted / "log.csv") as f:
@@ -294,6 +295,7 @@ def test_log_has_the_fig7_columns_with_kid_at_its_intervals(uninterrupted):
     assert sorted(os.listdir(uninterrupted / "samples")) == ["step_0000040.png", "step_0000080.png"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights_ema_included(tmp_path, repo_dir, uninterrupted):
     """kill -9 (no chance to save): the EMA weights, optimizer and random-generator states come from the backup."""
     out = tmp_path / "run"

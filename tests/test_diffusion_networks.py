@@ -212,6 +212,7 @@ def test_networks_save_and_load_with_the_same_predictions(tmp_path):
         np.testing.assert_allclose(loaded(inputs), model(inputs), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_networks_learn_to_predict_the_noise_of_one_batch():
     """Adam steps on eq. (8)'s noise loss for one batch of noised flat-colour images lower it."""
     rng = np.random.default_rng(2)

@@ -81,6 +81,7 @@ def tiny_autoencoder(tmp_path_factory, tiny_facades, repo_dir):
 
 
 # every train script, and the DDIM on an autoencoder's latents (whose data pipeline encodes the training pairs)
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", [*train_script_names(), "ddim-latent"])
 def test_two_replicas_and_two_workers_match_one_device(tmp_path, tiny_facades, repo_dir, variant, request):
     script = "ddim" if variant == "ddim-latent" else variant

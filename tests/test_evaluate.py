@@ -32,6 +32,7 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 @needs_alexnet_weights
 def test_scores_a_run_and_writes_its_row(run_dir, tmp_path, capsys):
     results = tmp_path / "metrics.csv"
@@ -56,6 +57,7 @@ def test_scores_a_run_and_writes_its_row(run_dir, tmp_path, capsys):
     assert full["ssim"] == pytest.approx(quick["ssim"], rel=1e-6)
 
 
+@pytest.mark.slow
 @needs_alexnet_weights
 def test_saved_outputs_rescore_identically_with_the_folder_command(run_dir, tmp_path):
     """outputs_<split>/ holds the translations under the references' names: `python -m metrics` agrees."""
@@ -76,6 +78,7 @@ def test_saved_outputs_rescore_identically_with_the_folder_command(run_dir, tmp_
         assert folder[key] == pytest.approx(float(row[key]), rel=1e-5), key
 
 
+@pytest.mark.slow
 def test_rows_are_replaced_per_model_variant_and_split_and_other_columns_kept(run_dir, tmp_path):
     results = tmp_path / "metrics.csv"
     with open(results, "w") as f:  # a table with a row of another model and a column of the user's own
@@ -152,6 +155,7 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
     assert done.returncode == 2 and f"{tmp_path}: not a run folder (no config.json)" in done.stderr
 
 
+@pytest.mark.slow
 def test_missing_and_corrupt_weights_are_named(run_dir, tmp_path):
     broken = tmp_path / "run"
     shutil.copytree(run_dir, broken, ignore=shutil.ignore_patterns("backup", "tensorboard", "samples"))
@@ -165,6 +169,7 @@ def test_missing_and_corrupt_weights_are_named(run_dir, tmp_path):
     assert not (tmp_path / "m.csv").exists()
 
 
+@pytest.mark.slow
 def test_unknown_split_and_foreign_table_fail_before_scoring_and_lose_nothing(run_dir, tmp_path):
     done = _cli(run_dir, "--split", "holdout", "--results", tmp_path / "m.csv", "--metrics", "psnr")
     assert done.returncode == 2 and "holdout" in done.stderr
@@ -176,6 +181,7 @@ def test_unknown_split_and_foreign_table_fail_before_scoring_and_lose_nothing(ru
     assert foreign.read_text() == "name,score\nx,1\n"
 
 
+@pytest.mark.slow
 def test_a_run_of_another_resolution_is_scored_at_its_own(run_dir, tmp_path):
     """The config decides the resolution: weights trained at 32 px are never loaded into a 64 px network."""
     moved = tmp_path / "run"
@@ -187,6 +193,7 @@ def test_a_run_of_another_resolution_is_scored_at_its_own(run_dir, tmp_path):
     assert done.returncode == 2 and "model.weights.h5: cannot load" in done.stderr
 
 
+@pytest.mark.slow
 def test_test_time_settings_score_the_same_weights_under_a_variant_of_their_own(run_dir, tmp_path):
     """--set changes how the trained model translates (here Pix2Pix's dropout at test time), nothing it learnt:
     a row, outputs and scores of their own beside the run's."""
@@ -207,6 +214,7 @@ def test_test_time_settings_score_the_same_weights_under_a_variant_of_their_own(
     assert saved["psnr"] == pytest.approx(float(dropout["psnr"]), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_settings_that_need_retraining_or_bad_values_are_refused(run_dir, tmp_path):
     for setting, message in (("lr=1", "can change only these test-time settings: dropout_at_test"),
                              ("dropout_at_test=maybe", "must be true or false, not 'maybe'"),

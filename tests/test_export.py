@@ -83,6 +83,7 @@ def fresh_copy(path, tmp_path):
 
 # ------------------------------------------------------------------------------------------ exports translate
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_kind_of_run_exports_only_what_translates_and_translates_the_same(variant, trained, val_pairs,
                                                                                  tmp_path):
@@ -103,6 +104,7 @@ def test_every_kind_of_run_exports_only_what_translates_and_translates_the_same(
     np.testing.assert_array_equal(outputs_of(out, val_pairs), outputs_of(run, val_pairs))
 
 
+@pytest.mark.slow
 def test_float16_halves_the_weights_and_stays_close(trained, pix2pix_export, val_pairs, tmp_path):
     half = tmp_path / "half"
     assert export.main([str(trained("pix2pix")), str(half), "--precision", "float16"]) == 0
@@ -118,6 +120,7 @@ def test_float16_halves_the_weights_and_stays_close(trained, pix2pix_export, val
     assert np.min(values) >= 50  # measured: 68 dB here, 66 dB for a real-size Pix2Pix at 256 px
 
 
+@pytest.mark.slow
 def test_step_exports_the_snapshot_and_an_unknown_step_is_refused(trained, val_pairs, tmp_path, capsys):
     run = trained("pix2pix")
     assert export.main([str(run), str(tmp_path / "step1"), "--step", "1"]) == 0
@@ -140,6 +143,7 @@ def test_step_exports_the_snapshot_and_an_unknown_step_is_refused(trained, val_p
 
 # ------------------------------------------------------------------------------------------ the tools on an export
 
+@pytest.mark.slow
 def test_translate_py_with_seed_and_settings_writes_what_the_run_writes(trained, pix2pix_export, tmp_path):
     labels = tmp_path / "labels"
     labels.mkdir()
@@ -153,6 +157,7 @@ def test_translate_py_with_seed_and_settings_writes_what_the_run_writes(trained,
                                       np.asarray(Image.open(tmp_path / "run" / f"{i}.png")))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["pix2pix", "ddim-latent"])
 def test_evaluate_scores_an_export_with_its_runs_training_record(variant, trained, tmp_path):
     run = trained(variant)
@@ -166,6 +171,7 @@ def test_evaluate_scores_an_export_with_its_runs_training_record(variant, traine
     assert exported["run_dir"] == str(tmp_path / "export") and ran["wall_time_s"] > 0
 
 
+@pytest.mark.slow
 def test_the_demo_serves_an_export_as_its_run(trained, pix2pix_export, tmp_path):
     label = make_pairs(1, size=SIZE, seed=0, start=400)[0][0]
     models, failures = demo.load_models([str(pix2pix_export), str(trained("pix2pix"))], warmup=False)
@@ -178,6 +184,7 @@ def test_the_demo_serves_an_export_as_its_run(trained, pix2pix_export, tmp_path)
 
 # ------------------------------------------------------------------------------------------ refusals
 
+@pytest.mark.slow
 def test_training_into_an_export_is_refused(trained, pix2pix_export, tiny_facades, tmp_path, capsys):
     copy = fresh_copy(pix2pix_export, tmp_path)
     before = {n: (copy / n).read_bytes() for n in os.listdir(copy)}
@@ -214,6 +221,7 @@ def damage(path, problem):
     ("other sha256", "sha256 .* differs from export.json's 0000"),
     ("not an npz", "cannot read .*the file is corrupt"),
 ])
+@pytest.mark.slow
 def test_damaged_weights_files_are_named(problem, message, pix2pix_export, tmp_path, capsys):
     copy = fresh_copy(pix2pix_export, tmp_path)
     weights = damage(copy, problem)
@@ -226,6 +234,7 @@ def test_damaged_weights_files_are_named(problem, message, pix2pix_export, tmp_p
     assert f"error: {weights}: " in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_foreign_or_mismatched_config_is_refused(trained, pix2pix_export, tmp_path):
     copy = fresh_copy(pix2pix_export, tmp_path)
     shutil.copy(trained("cgan") / "config.json", copy / "config.json")
@@ -242,6 +251,7 @@ def test_a_foreign_or_mismatched_config_is_refused(trained, pix2pix_export, tmp_
         load_trained(copy)
 
 
+@pytest.mark.slow
 def test_bad_sources_and_destinations_are_refused(trained, pix2pix_export, tmp_path, capsys):
     run = trained("pix2pix")
     unfinished = tmp_path / "unfinished"
@@ -265,6 +275,7 @@ def test_bad_sources_and_destinations_are_refused(trained, pix2pix_export, tmp_p
     assert export.main([str(run), str(empty)]) == 0 and manifest(empty)["model"] == "pix2pix"
 
 
+@pytest.mark.slow
 def test_an_autoencoder_export_is_scored_but_not_translated(trained, tmp_path, capsys):
     out = tmp_path / "export"
     assert export.main([str(trained("autoencoder")), str(out)]) == 0

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import types
 
 import h5py
 import numpy as np
@@ -99,6 +100,7 @@ POISONED_SPEC = cfg.ModelSpec(name="pix2pix", description="test-only", presets=p
                                  build=_poisoned_build, arguments=pix2pix.SPEC.arguments)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_at_its_step_and_the_last_good_checkpoint_resumes(tmp_path, tiny_facades, reference,
                                                                                 capsys):
     out = tmp_path / "run"
@@ -147,6 +149,7 @@ runpy.run_path("train_scripts/pix2pix.py", run_name="__main__")
     ("training_metadata.json", 2, 2),  # backup at step 4: new weights file complete, not yet committed
     ("model.weights.h5", 3, STEPS),  # the final model.weights.h5, after the final backup was committed
 ], ids=["backup-commit", "final-weights"])
+@pytest.mark.slow
 def test_kill_during_a_save_leaves_a_run_that_resumes(tmp_path, tiny_facades, reference, repo_dir, capsys,
                                                       target, nth, resumes_from):
     out = tmp_path / "run"
@@ -215,13 +218,15 @@ def test_unwritable_run_folder_fails_before_training(tiny_facades, capsys):
 def test_full_disk_fails_before_training(tmp_path, tiny_facades, monkeypatch, capsys):
     out = tmp_path / "run"
     free = 20 * 2**20  # 20 MiB: less than two tiny checkpoints (~9.7 MiB each) and their temporary copy
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - free, free))
+    usage = types.SimpleNamespace(total=10**12, used=10**12 - free, free=free)  # the fields of shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage)
     assert runner.main(pix2pix.SPEC, _args(tiny_facades, out)) == 2
     err = capsys.readouterr().err
     assert f"{out}: not enough free disk space: 20.0 MiB free" in err and "choose another --out" in err
     assert sorted(os.listdir(out)) == ["config.json"]  # no session, log or checkpoint: training never started
 
 
+@pytest.mark.slow
 def test_checkpoint_size_estimate_matches_the_files(reference):
     """The free-space check's estimate (weights + optimizer slots) is what a checkpoint file really takes."""
     with open(reference / "config.json") as f:

@@ -249,6 +249,7 @@ def facade_features(real_backbone, fidelity_backbone):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["pytorch_fid", "torch_fidelity"])
 def test_features_equal_the_reference_implementations(backend, real_backbone, fidelity_backbone, fixture_images,
                                                       facade_features):
@@ -260,6 +261,7 @@ def test_features_equal_the_reference_implementations(backend, real_backbone, fi
                                    REFERENCE_FEATURES[f"{backend}/{name}_first8"], rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_fid_equals_pytorch_fid(real_backbone, fixture_images, facade_features):
     from metrics.distances import fid_from_features
 
@@ -273,6 +275,7 @@ def test_fid_equals_pytorch_fid(real_backbone, fixture_images, facade_features):
         assert value == pytest.approx(expected[key], rel=1e-3), key
 
 
+@pytest.mark.slow
 def test_fid_and_kid_equal_torch_fidelity(facade_features):
     from metrics.distances import fid_from_features, kid_from_features
 
@@ -287,6 +290,7 @@ def test_fid_and_kid_equal_torch_fidelity(facade_features):
         assert kid["kid_std"] == pytest.approx(reference["kernel_inception_distance_std"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_metrics_cli_scores_on_the_published_scale_with_only_default_1(offline, real_file_link, tmp_path):
     """``python -m metrics GEN REF --json`` offline, with nothing but default_1.pt in the weights folder: the default
     backbone is fid-inception and its FID equals pytorch-fid's."""

@@ -78,6 +78,7 @@ def test_lpips_loss_is_the_metric_and_has_a_gradient():
     assert float(tf.reduce_max(tf.abs(tape.gradient(value, y_var)))) > 0
 
 
+@pytest.mark.slow
 def test_autoencoder_learns_to_reconstruct_and_scales_its_latents(autoencoder_run):
     _, config, trained, _ = load_trained(str(autoencoder_run))
     val = open_source("synthetic").load("val", config["image_size"])
@@ -100,6 +101,7 @@ def test_autoencoder_learns_to_reconstruct_and_scales_its_latents(autoencoder_ru
                                reconstructions, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_latent_ddim_learns_the_translation(autoencoder_run, tmp_path):
     run_dir = tmp_path / "latent"
     assert main(ddim.SPEC, [*LDM_ARGS, "--latent", str(autoencoder_run), "--out", str(run_dir)]) == 0
@@ -121,6 +123,7 @@ def test_latent_ddim_learns_the_translation(autoencoder_run, tmp_path):
     np.testing.assert_array_equal(batched(trained.translate, labels), outputs)  # the same seed, the same photos
 
 
+@pytest.mark.slow
 def test_latent_ddim_killed_run_resumes_to_the_same_end(autoencoder_run, tmp_path, repo_dir):
     args = [*LDM_ARGS[:4], "--latent", str(autoencoder_run), "--log-every", "2", "--checkpoint-every", "2",
             "--sample-every", "12", "--kid-every", "0", "--val-images", "4", "--verbose", "0"]
@@ -131,6 +134,7 @@ def test_latent_ddim_killed_run_resumes_to_the_same_end(autoencoder_run, tmp_pat
                                    {"noise_loss", "image_loss", "val_noise_loss"})
 
 
+@pytest.mark.slow
 def test_bad_autoencoder_runs_are_refused_before_a_run_folder_is_made(autoencoder_run, tmp_path, tiny_facades,
                                                                        capsys):
     other = tmp_path / "pix2pix"

@@ -77,6 +77,7 @@ def test_port_in_use_is_refused():
         join_cluster(cluster, 1)  # its own port free again: now it waits for the other worker
 
 
+@pytest.mark.slow
 def test_train_script_refuses_bad_tf_config_before_training(tmp_path, tiny_facades, repo_dir):
     out = tmp_path / "run"
     done = subprocess.run([sys.executable, "train_scripts/pix2pix.py", *tiny_args("pix2pix", tiny_facades),
@@ -87,6 +88,7 @@ def test_train_script_refuses_bad_tf_config_before_training(tmp_path, tiny_facad
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_unreachable_worker_gives_up_with_a_message(tmp_path, tiny_facades, repo_dir):
     chief, _ = local_tf_configs(2)  # nobody starts worker 1
     missing = json.loads(chief)["cluster"]["worker"][1]
@@ -113,6 +115,7 @@ def _committed_step(run, log_every):
         return 0
 
 
+@pytest.mark.slow
 def test_killed_worker_resumes_with_the_same_command(tmp_path, tiny_facades, repo_dir):
     """kill -9 one worker after the first checkpoint: the launcher stops the other and fails; the same command
     resumes both workers from that checkpoint and ends with the weights of an uninterrupted 2-worker run."""

@@ -6,6 +6,7 @@ input produces photos that fit *their own* label maps better than shuffled ones.
 
 import keras
 import numpy as np
+import pytest
 
 from data.pipeline import to_model_range
 from data.sources import open_source
@@ -21,6 +22,7 @@ def l1(model, labels, photos):
     return float(np.mean(np.abs(out - to_model_range(photos).numpy())))
 
 
+@pytest.mark.slow
 def test_quick_preset_learns_the_translation(tmp_path):
     run_dir = tmp_path / "run"
     assert main(pix2pix.SPEC, ["--steps", str(STEPS), "--out", str(run_dir), "--verbose", "0"]) == 0

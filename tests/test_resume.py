@@ -29,6 +29,7 @@ def reference(tmp_path_factory, repo_dir):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_interrupted_run_resumes_to_the_same_end(tmp_path, repo_dir, reference, sig):
     out = tmp_path / "run"
@@ -55,6 +56,7 @@ def test_interrupted_run_resumes_to_the_same_end(tmp_path, repo_dir, reference, 
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_finished_run_is_not_trained_again(reference, repo_dir):
     before = weights(reference / "model.weights.h5")
     again = _run(reference, 200, repo_dir)
@@ -63,11 +65,13 @@ def test_finished_run_is_not_trained_again(reference, repo_dir):
     assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.slow
 def test_other_config_in_the_same_folder_is_refused(reference, repo_dir):
     other = _run(reference, 300, repo_dir)
     assert other.returncode == 2 and "different config" in other.stderr and "steps: 200 there, 300 now" in other.stderr
 
 
+@pytest.mark.slow
 def test_larger_budget_continues_a_run_that_finished_on_its_budget(tmp_path, repo_dir, reference):
     out = tmp_path / "run"
     first = _run_with_budget(out, "0.0001", repo_dir)  # 6 ms: the budget is reached at the first logging interval

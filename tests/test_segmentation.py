@@ -137,6 +137,7 @@ def val_pairs():
     return labels, photos
 
 
+@pytest.mark.slow
 def test_parser_sees_the_label_map_in_the_photo(tiny_parser, val_pairs):
     labels, photos = val_pairs
     own = segmentation_scores(photos, labels, tiny_parser)
@@ -149,6 +150,7 @@ def test_parser_sees_the_label_map_in_the_photo(tiny_parser, val_pairs):
     assert own["seg_acc"] > shuffled["seg_acc"] and own["seg_acc"] > blurred["seg_acc"]
 
 
+@pytest.mark.slow
 def test_batches_add_up_to_one_pass_and_sizes_may_differ(tiny_parser, val_pairs):
     labels, photos = val_pairs
     small = np.stack([cv2.resize(p, (32, 32), interpolation=cv2.INTER_AREA) for p in photos])
@@ -162,6 +164,7 @@ def test_batches_add_up_to_one_pass_and_sizes_may_differ(tiny_parser, val_pairs)
     assert score.result()["per_image"] == whole["per_image"] and len(whole["per_image"]["seg_acc"]) == 12
 
 
+@pytest.mark.slow
 def test_saved_parser_loads_and_parses_alike(tiny_parser, val_pairs, tmp_path):
     save_facade_parser(tiny_parser.model, tmp_path, {"image_size": 64, "width": 8, "class_names": list(CLASS_NAMES)})
     loaded = load_facade_parser(tmp_path)

@@ -71,6 +71,7 @@ def test_resampled_scores_are_those_of_the_summed_matrices():
         assert miou == pytest.approx(mean_iou(summed)) and acc == pytest.approx(pixel_accuracy(summed))
 
 
+@pytest.mark.slow
 def test_folder_scored_against_label_maps_alone(folders, parser_dir, capsys):
     root, labels, photos = folders
     own = score_json(capsys, root / "gen", "--labels", root / "labels", "--metrics", "segmentation", "--parser",
@@ -89,6 +90,7 @@ def test_folder_scored_against_label_maps_alone(folders, parser_dir, capsys):
         assert own["seg_miou"] > other["seg_miou"] + 0.05 and own["seg_acc"] > other["seg_acc"], worse
 
 
+@pytest.mark.slow
 def test_with_references_and_the_table(folders, parser_dir, capsys):
     root, _, _ = folders
     both = score_json(capsys, root / "gen", root / "blurred", "--labels", root / "labels", "--metrics",
@@ -102,6 +104,7 @@ def test_with_references_and_the_table(folders, parser_dir, capsys):
     assert "seg mIoU" in out and "reference: (none)" in out and "SEG_MIOU" in out and "window" in out
 
 
+@pytest.mark.slow
 def test_refusals(folders, parser_dir, tmp_path, capsys, monkeypatch):
     root, _, _ = folders
     monkeypatch.delenv(ENV_VAR, raising=False)
@@ -125,6 +128,7 @@ def test_refusals(folders, parser_dir, tmp_path, capsys, monkeypatch):
                                                   "--labels", root / "labels")
 
 
+@pytest.mark.slow
 def test_default_metrics_follow_the_parser(parser_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(ENV_VAR, raising=False)
     monkeypatch.setattr(facade_parser, "DEFAULT_DIR", str(tmp_path / "shipped"))
@@ -137,6 +141,7 @@ def test_default_metrics_follow_the_parser(parser_dir, tmp_path, monkeypatch, ca
     assert evaluate.evaluation_metrics(None, reconstructs=True) == ("psnr", "ssim", "fid", "kid", "lpips")
 
 
+@pytest.mark.slow
 def test_evaluate_writes_the_columns(parser_dir, tmp_path, monkeypatch):
     from data.sources import open_source
 

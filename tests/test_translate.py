@@ -77,6 +77,7 @@ def reference_translation(run_dir, folder):
     return {os.path.splitext(n)[0] + ".png": fake for n, fake in zip(names, fakes)}
 
 
+@pytest.mark.slow
 def test_a_folder_of_mixed_formats_gives_what_the_model_gives(pix2pix_run, mixed_folder, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -96,6 +97,7 @@ def test_a_folder_of_mixed_formats_gives_what_the_model_gives(pix2pix_run, mixed
         np.testing.assert_array_equal(got[name], image, err_msg=name)
 
 
+@pytest.mark.slow
 def test_keep_size_gives_each_output_its_inputs_size(pix2pix_run, mixed_folder, tmp_path):
     assert translate.main([str(pix2pix_run), str(mixed_folder), str(tmp_path / "plain"), "--batch-size", "4"]) == 0
     assert translate.main([str(pix2pix_run), str(mixed_folder), str(tmp_path / "kept"), "--keep-size",
@@ -114,6 +116,7 @@ def _ddim(run, folder, out, *args, steps=2):
     return outputs(out)
 
 
+@pytest.mark.slow
 def test_diffusion_seed_and_settings(ddim_run, mixed_folder, tmp_path):
     first = _ddim(ddim_run, mixed_folder, tmp_path / "a", "--seed", 1)
     again = _ddim(ddim_run, mixed_folder, tmp_path / "b", "--seed", 1)
@@ -130,6 +133,7 @@ def test_diffusion_seed_and_settings(ddim_run, mixed_folder, tmp_path):
     assert sorted(one_step) == sorted(first) and not all(np.array_equal(first[n], one_step[n]) for n in first)
 
 
+@pytest.mark.slow
 def test_settings_that_need_retraining_are_refused(ddim_run, mixed_folder, tmp_path, capsys):
     for args, message in ((["--set", "widths=8"], "--set widths=8: a ddim run can change only these test-time"),
                           (["--seed", "1", "--set", "sample_seed=2"], "--seed and --set sample_seed")):
@@ -138,6 +142,7 @@ def test_settings_that_need_retraining_are_refused(ddim_run, mixed_folder, tmp_p
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_pix2pix_dropout_follows_the_seed(pix2pix_run, mixed_folder, tmp_path):
     """A stochastic setting of another model (test-time dropout): --seed reproduces and varies its draws."""
     runs = {}
@@ -149,6 +154,7 @@ def test_pix2pix_dropout_follows_the_seed(pix2pix_run, mixed_folder, tmp_path):
     assert not all(np.array_equal(runs["a"][n], runs["c"][n]) for n in runs["a"])
 
 
+@pytest.mark.slow
 def test_unreadable_files_are_named_and_skipped(pix2pix_run, mixed_folder, tmp_path):
     good = (mixed_folder / "01.png").read_bytes()
     (mixed_folder / "10_truncated.png").write_bytes(good[:len(good) // 2])
@@ -168,6 +174,7 @@ def test_unreadable_files_are_named_and_skipped(pix2pix_run, mixed_folder, tmp_p
     assert sorted(os.listdir(out)) == [f"0{i}.png" for i in range(1, 7)]  # no temporary files left either
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("problem", ["missing", "empty", "same", "not_a_run"])
 def test_bad_folders_are_refused_before_anything_is_written(problem, pix2pix_run, mixed_folder, tmp_path):
     run, inputs, out = pix2pix_run, mixed_folder, tmp_path / "out"

@@ -194,7 +194,7 @@ class DiffusionModel(LossTracking, keras.Model):
     def _network_inputs(self, noisy_images, noise_variances, labels):
         return [noisy_images, noise_variances, labels] if self.conditional else [noisy_images, noise_variances]
 
-    def _loss_terms(self, labels, photos, network, seed, training):
+    def loss_terms(self, labels, photos, network, seed, training):
         """The losses at random times and noises (DDPM Algorithm 1): the noise loss of eq. 8, the image loss (L1 of
         the eq. 11 estimate), and the error of what the network predicts, weighted over time if so configured."""
         noises = keras.random.normal(tf.shape(photos), seed=seed)
@@ -223,7 +223,7 @@ class DiffusionModel(LossTracking, keras.Model):
         noise loss of eq. 8, || eps - eps_theta(x_t, t, label) ||^2; then update the EMA weights."""
         labels, photos = data
         with tf.GradientTape() as tape:
-            losses = self._loss_terms(labels, photos, self.network, self.seed_generator, training=True)
+            losses = self.loss_terms(labels, photos, self.network, self.seed_generator, training=True)
         loss = losses[self.trained_loss_name]
         minimize(tape, self.network_optimizer, loss, self.network.trainable_variables)
         self.update_ema()
@@ -232,7 +232,7 @@ class DiffusionModel(LossTracking, keras.Model):
     def test_step(self, data):
         """The same losses for the EMA network (the one that samples), on reproducible noise."""
         labels, photos = data
-        return self.track(self._loss_terms(labels, photos, self.ema_network, self.validation_seed_generator,
+        return self.track(self.loss_terms(labels, photos, self.ema_network, self.validation_seed_generator,
                                             training=False))
 
     def evaluate(self, *args, **kwargs):
