@@ -12,7 +12,7 @@ paired with the generated images by name. Without a reference folder, ``python -
 scores only that (the blind test split: label maps without photos).
 
 ``compare`` (:mod:`metrics.comparison`) reports per metric A, B, A - B with its paired-bootstrap interval, a p-value
-and the share of images on which A is better. A generated folder literally named ``compare`` is still scored by
+and the share of images on which A is better; with ``--labels LABEL_DIR`` also the segmentation scores. A generated folder literally named ``compare`` is still scored by
 ``python -m metrics compare REF_DIR`` (two folders: the scoring command), or ``python -m metrics ./compare ...``.
 
 Default backbone for FID/KID: ``fid-inception`` if its weights are on this machine (comparable with published
@@ -92,7 +92,7 @@ def format_comparison(result, backbone, gen_a, gen_b, ref_dir):
              f"{result['n_images']} images, {result['resolution']} px; paired bootstrap over images: "
              f"{result['n_resamples']} resamples, seed {result['seed']}", "",
              f"{'metric':<11}{'A':>11}{'B':>11}{'A - B':>11}  {'95 % interval of A - B':<26}{'p':>8}  A better on"]
-    for metric, (name, unit, digits) in LABELS.items():
+    for metric, (name, unit, digits) in {**LABELS, **SEGMENTATION_LABELS}.items():
         entry = result.get(metric)
         if entry is None:
             continue
@@ -102,9 +102,9 @@ def format_comparison(result, backbone, gen_a, gen_b, ref_dir):
         better = "" if entry["a_better"] is None else f"{100 * entry['a_better']:.1f} % of images"
         lines.append(f"{name:<11}{entry['a']:>11.{digits}f}{entry['b']:>11.{digits}f}{entry['diff']:>+11.{digits}f}  "
                      f"{interval:<26}{p:>8}  {better}")
-    lines.append("higher is better for PSNR and SSIM, lower for LPIPS, FID and KID; p is two-sided: a sign-flip "
-                 f"permutation test ({result['n_permutations']} flips, or all when fewer) for PSNR, SSIM, LPIPS, "
-                 "the paired bootstrap for FID, KID")
+    lines.append("higher is better for PSNR, SSIM and the segmentation scores, lower for LPIPS, FID and KID; p is "
+                 f"two-sided: a sign-flip permutation test ({result['n_permutations']} flips, or all when fewer) for "
+                 "PSNR, SSIM, LPIPS, the paired bootstrap for FID, KID and the segmentation scores")
     if backbone is not None:
         lines.append(f"FID/KID backbone: {describe_backbone(backbone)}")
     return "\n".join(lines)
@@ -320,15 +320,27 @@ def run_comparison(args):
     gen_a, gen_b, ref_dir = args.folders
     with stdout_for(args):
         check_common_options(args)
-        metrics = parse_metrics(args.metrics)
-        if args.labels or SEGMENTATION in metrics:
-            raise I2IError(f"{COMMAND} does not score {SEGMENTATION}: score each model's folder with python -m "
-                           "metrics GEN --labels LABEL_DIR")
-        pair_three_folders(gen_a, gen_b, ref_dir)  # missing folders and unmatched names before any network is built
+        if args.metrics is None:
+            metrics = (*ALL_METRICS, SEGMENTATION) if args.labels else ALL_METRICS
+        else:
+            metrics = parse_metrics(args.metrics)
+        if SEGMENTATION in metrics and not args.labels:
+            raise I2IError(f"{SEGMENTATION} scores the images against the label maps they were translated from: "
+                           "give their folder with --labels LABEL_DIR")
+        if args.labels and SEGMENTATION not in metrics:
+            raise I2IError(f"--labels is given but --metrics {','.join(metrics)} leaves out {SEGMENTATION}")
+        pairs = pair_three_folders(gen_a, gen_b, ref_dir)  # missing folders, unmatched names: before any network
+        parser = None
+        if args.labels:
+            label_map_paths([(stem, a, ref) for stem, a, _, ref in pairs], args.labels)
+            from metrics.facade_parser import load_facade_parser
+
+            parser = load_facade_parser(batch_size=args.batch_size)
         backbone = build_backbone(args, metrics)
         result = compare_folders(gen_a, gen_b, ref_dir, metrics, backbone, n_resamples=args.resamples,
                                  seed=args.interval_seed, n_permutations=args.permutations,
-                                 batch_size=args.batch_size, cache_dir=args.cache_dir, per_image=args.per_image)
+                                 batch_size=args.batch_size, cache_dir=args.cache_dir, per_image=args.per_image,
+                                 label_dir=args.labels, parser=parser)
     if args.json:
         out = {"gen_a": gen_a, "gen_b": gen_b, "ref_dir": ref_dir, **result}
         if backbone is not None:

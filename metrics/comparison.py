@@ -15,13 +15,18 @@ independently. For each metric :func:`compare_measurements` reports
   the single-model intervals;
 - ``a_better``: the fraction of images on which A scores better than B (higher PSNR/SSIM, lower LPIPS; ties
   count as not better); None for FID and KID.
+
+With ``segmentation`` and the label maps the images were translated from, ``seg_miou`` and ``seg_acc`` are compared
+like FID: each score is computed from the confusion matrix summed over the images (SPADE's evaluation), its
+replicates from the summed matrices of the drawn images, and ``p`` is the paired bootstrap test; ``a_better`` is
+the share of images whose own mIoU (or accuracy) is higher under A.
 """
 
 import numpy as np
 
 from data.errors import I2IError
 from metrics.distances import fid_from_features, kid_from_features
-from metrics.folders import pair_batches, pair_images, reference_ids
+from metrics.folders import label_map_paths, pair_batches, pair_images, reference_ids
 from metrics.intervals import (
     DEFAULT_PERMUTATIONS,
     DEFAULT_RESAMPLES,
@@ -37,15 +42,20 @@ from metrics.intervals import (
 from metrics.score import (
     ALL_METRICS,
     DISTRIBUTION_METRICS,
+    SEGMENTATION,
+    SEGMENTATION_SCORES,
     ImagePairError,
     check_resamples,
     measure_pairs,
     parse_metrics,
+    resampled_segmentation,
     resolve_backbone,
     split_pairs,
 )
+from metrics.segmentation import scores_from_confusion
 
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fid": False, "kid": False}
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fid": False, "kid": False, "seg_miou": True,
+                    "seg_acc": True}
 
 
 def pair_three_folders(gen_a, gen_b, ref_dir):
@@ -57,16 +67,27 @@ def pair_three_folders(gen_a, gen_b, ref_dir):
 
 def compare_folders(gen_a, gen_b, ref_dir, metrics=ALL_METRICS, backbone=None, *, n_resamples=DEFAULT_RESAMPLES,
                     seed=DEFAULT_SEED, n_permutations=DEFAULT_PERMUTATIONS, batch_size=32, weights_path=None,
-                    lpips_model=None, cache_dir=None, per_image=False):
+                    lpips_model=None, cache_dir=None, per_image=False, label_dir=None, parser=None):
     """Compare the generated images of folder ``gen_a`` with those of ``gen_b``, both against ``ref_dir``.
 
     ``backbone``: as for :func:`metrics.score.score_pairs` (a name, a built backbone, or None for the default);
-    the references' features are computed once. Returns :func:`compare_measurements`' dict, plus ``names`` (the
-    image stems in order) when ``per_image``.
+    the references' features are computed once. ``label_dir``: the label maps the images were translated from
+    (same names), needed for ``segmentation``; ``parser``: a built facade parser (default: the shipped one).
+    Returns :func:`compare_measurements`' dict, plus ``names`` (the image stems in order) when ``per_image``.
     """
     metrics = parse_metrics(metrics)
     check_resamples(n_resamples)
     pairs = pair_three_folders(gen_a, gen_b, ref_dir)
+    labels = None
+    if SEGMENTATION in metrics:
+        if label_dir is None:
+            raise I2IError(f"{SEGMENTATION} compares each image with the label map it was translated from: give the "
+                           "folder of the label maps")
+        labels = label_map_paths([(stem, a, ref) for stem, a, _, ref in pairs], label_dir)
+        if parser is None:
+            from metrics.facade_parser import load_facade_parser
+
+            parser = load_facade_parser(batch_size=batch_size)
     net = resolve_backbone(backbone, weights_path, batch_size) if set(metrics) & set(DISTRIBUTION_METRICS) else None
     if "lpips" in metrics and lpips_model is None:
         from metrics.lpips import LPIPS
@@ -75,9 +96,11 @@ def compare_folders(gen_a, gen_b, ref_dir, metrics=ALL_METRICS, backbone=None, *
 
     def measure(model, real_features=None):
         model_pairs = [(stem, paths[model], paths[2]) for stem, *paths in pairs]
-        fakes, reals = split_pairs(pair_batches(model_pairs, batch_size))
+        batches = split_pairs(pair_batches(model_pairs, batch_size, labels), 2 if labels is None else 3)
+        fakes, reals, label_batches = (*batches, None)[:3]
         return measure_pairs(fakes, reals, metrics, net, lpips_model, cache_dir=cache_dir,
-                             real_ids=reference_ids(model_pairs), real_features=real_features)
+                             real_ids=reference_ids(model_pairs), real_features=real_features,
+                             label_batches=label_batches, parser=parser)
 
     measured_a = measure(0)
     measured_b = measure(1, measured_a.real_features)
@@ -95,8 +118,8 @@ def compare_measurements(measured_a, measured_b, metrics=ALL_METRICS, *, n_resam
 
     Returns ``{metric: {"a", "b", "diff", "lo", "hi", "p", "a_better"}}`` for each metric asked for, and
     ``n_images``, ``resolution``, ``n_resamples``, ``seed``, ``n_permutations``; with ``per_image`` also
-    ``"per_image": {metric: {"a": [...], "b": [...]}}`` (PSNR/SSIM/LPIPS). ``n_resamples`` 0: ``lo``, ``hi``
-    and the FID/KID p-values are None. ``a`` and ``b`` are the scores of :func:`metrics.score.score_pairs`
+    ``"per_image": {metric: {"a": [...], "b": [...]}}`` (PSNR/SSIM/LPIPS, seg_miou/seg_acc). ``n_resamples`` 0:
+    ``lo``, ``hi`` and the FID/KID/segmentation p-values are None. ``a`` and ``b`` are the scores of :func:`metrics.score.score_pairs`
     (:func:`metrics.distances.fid_from_features`, :func:`metrics.distances.kid_from_features`' mean).
     """
     metrics = parse_metrics(metrics)
@@ -137,9 +160,34 @@ def compare_measurements(measured_a, measured_b, metrics=ALL_METRICS, *, n_resam
                 entry["lo"], entry["hi"] = percentile_interval(replicates)
                 entry["p"] = bootstrap_p_value(replicates[~np.isnan(replicates)])
             out[m] = entry
+    if SEGMENTATION in metrics:
+        out.update(_compare_segmentation(measured_a, measured_b, indices))
     if per_image:
+        keys = [m for m in metrics if m in measured_a.per_image]
+        keys += list(SEGMENTATION_SCORES) if SEGMENTATION in metrics else []
         out["per_image"] = {m: {"a": measured_a.per_image[m].tolist(), "b": measured_b.per_image[m].tolist()}
-                            for m in metrics if m in measured_a.per_image}
+                            for m in keys}
+    return out
+
+
+def _compare_segmentation(measured_a, measured_b, indices):
+    """seg_miou and seg_acc of A and B from their summed confusion matrices, the paired bootstrap of A - B."""
+    if measured_a.confusion is None or measured_b.confusion is None:
+        raise I2IError(f"{SEGMENTATION} asked for, but no confusion matrices were measured")
+    scores = [scores_from_confusion(m.confusion.sum(axis=0)) for m in (measured_a, measured_b)]
+    replicates = None
+    if indices is not None:
+        replicates = [resampled_segmentation(m.confusion, indices) for m in (measured_a, measured_b)]
+    out = {}
+    for key in SEGMENTATION_SCORES:
+        a, b = scores[0][key], scores[1][key]
+        entry = {"a": float(a), "b": float(b), "diff": float(a - b), "lo": None, "hi": None, "p": None}
+        if replicates is not None:
+            differences = replicates[0][key] - replicates[1][key]
+            entry["lo"], entry["hi"] = percentile_interval(differences)
+            entry["p"] = bootstrap_p_value(differences[~np.isnan(differences)])
+        entry["a_better"] = float(np.mean(measured_a.per_image[key] > measured_b.per_image[key]))
+        out[key] = entry
     return out
 
 

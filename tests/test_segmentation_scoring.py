@@ -124,8 +124,29 @@ def test_refusals(folders, parser_dir, tmp_path, capsys, monkeypatch):
         Image.open(root / "labels" / f"{source}.png").save(partial / f"{name}.png")
     err = error(root / "gen", "--labels", partial, "--parser", parser_dir)
     assert "10 images without a label map" in err and "002" in err and "extra" in err and str(partial) in err
-    assert "does not score segmentation" in error("compare", root / "gen", root / "shuffled", root / "ref",
-                                                  "--labels", root / "labels")
+    assert "--labels" in error("compare", root / "gen", root / "shuffled", root / "ref", "--metrics", "segmentation")
+    assert "leaves out segmentation" in error("compare", root / "gen", root / "shuffled", root / "ref", "--labels",
+                                              root / "labels", "--metrics", "psnr")
+
+
+def test_paired_comparison_tells_the_photos_that_follow_their_label_maps(folders, parser_dir, capsys):
+    """``python -m metrics compare`` with --labels: the true photos against other images' photos (the same photo
+    set, so FID and KID cannot tell them apart) win on segmentation, with a small p; A's score is the one
+    ``python -m metrics GEN --labels`` gives."""
+    root, _, _ = folders
+    common = ["--labels", root / "labels", "--parser", parser_dir, "--resamples", "200"]
+    result = score_json(capsys, "compare", root / "gen", root / "shuffled", root / "ref", "--metrics",
+                        "ssim,segmentation", *common, "--per-image")
+    alone = score_json(capsys, root / "gen", *common, "--per-image")
+    shuffled = score_json(capsys, root / "shuffled", *common)
+    miou = result["seg_miou"]
+    assert miou["a"] == pytest.approx(alone["seg_miou"]) and miou["b"] == pytest.approx(shuffled["seg_miou"])
+    assert miou["diff"] > 0.05 and miou["lo"] > 0 and miou["p"] < 0.05 and miou["a_better"] > 0.8
+    assert result["seg_acc"]["diff"] > 0 and result["seg_acc"]["lo"] > 0
+    assert result["per_image"]["000"]["seg_miou"]["a"] == pytest.approx(alone["per_image"]["000"]["seg_miou"])
+    copy = score_json(capsys, "compare", root / "gen", root / "ref", root / "ref", "--metrics", "segmentation",
+                      *common)
+    assert copy["seg_miou"]["diff"] == 0 and copy["seg_miou"]["a_better"] == 0
 
 
 @pytest.mark.slow

@@ -245,18 +245,22 @@ def best_rivals(rows):
     return {}, None
 
 
-def write_references(folder, args):
-    """The split's photos at the comparison's size as PNGs named like evaluate.py's outputs (the references of the
-    paired comparisons); written once."""
+def write_references(runs, args):
+    """The split's photos and label maps at the comparison's size as PNGs named like evaluate.py's outputs, in
+    ``<runs>/references-<split>/`` and ``<runs>/labels-<split>/`` (the paired comparisons' references and, for the
+    segmentation score, the label maps the outputs were translated from); each written once. Returns both folders."""
     from data.sources import open_source
     from train_scripts.evaluate import save_outputs
 
     size = args.image_size or PRESETS[args.preset][1]
-    if not os.path.isdir(folder):
+    folders = os.path.join(runs, f"references-{args.split}"), os.path.join(runs, f"labels-{args.split}")
+    if not all(os.path.isdir(folder) for folder in folders):
         pairs = open_source(args.data).load(args.split, size)
-        save_outputs(folder + ".tmp", pairs.photos, pairs.names)
-        os.replace(folder + ".tmp", folder)
-    return folder
+        for folder, images in zip(folders, (pairs.photos, pairs.labels)):
+            if not os.path.isdir(folder):
+                save_outputs(folder + ".tmp", images, pairs.names)
+                os.replace(folder + ".tmp", folder)
+    return folders
 
 
 def paired_comparisons(rows, run_dirs, args):
@@ -264,14 +268,15 @@ def paired_comparisons(rows, run_dirs, args):
     A - B, its paired-bootstrap interval, the p-value, the share of images on which A is better), as a table with
     one row per pair and metric; each unordered pair is compared once."""
     from metrics.comparison import compare_folders
-    from metrics.score import SEGMENTATION, parse_metrics
+    from metrics.score import SEGMENTATION, SEGMENTATION_SCORES, parse_metrics
     from metrics.weights import keras_cache_dir
 
-    paired = [m for m in parse_metrics(args.metrics) if m != SEGMENTATION]  # compare_folders has no label maps
+    metrics = parse_metrics(args.metrics)
+    paired = [m for m in metrics if m != SEGMENTATION] + (list(SEGMENTATION_SCORES) if SEGMENTATION in metrics else [])
     rivals, metric = best_rivals(rows)
     if not rivals:
         return None
-    references = write_references(os.path.join(args.runs, f"references-{args.split}"), args)
+    references, labels = write_references(args.runs, args)
     table, done = [], set()
     for name, rival in rivals.items():
         if frozenset((name, rival)) in done:
@@ -280,7 +285,7 @@ def paired_comparisons(rows, run_dirs, args):
         print(f"paired comparison: {name} against {rival} (best {metric} of the others)", flush=True)
         result = compare_folders(os.path.join(run_dirs[name], f"outputs_{args.split}"),
                                  os.path.join(run_dirs[rival], f"outputs_{args.split}"), references,
-                                 metrics=paired, backbone=args.backbone,
+                                 metrics=metrics, backbone=args.backbone, label_dir=labels,
                                  cache_dir=os.path.join(keras_cache_dir(), "i2i_features"))
         for m in paired:
             r = result[m]
