@@ -12,8 +12,9 @@ paired with the generated images by name. Without a reference folder, ``python -
 scores only that (the blind test split: label maps without photos).
 
 ``compare`` (:mod:`metrics.comparison`) reports per metric A, B, A - B with its paired-bootstrap interval, a p-value
-and the share of images on which A is better; with ``--labels LABEL_DIR`` also the segmentation scores. A generated folder literally named ``compare`` is still scored by
-``python -m metrics compare REF_DIR`` (two folders: the scoring command), or ``python -m metrics ./compare ...``.
+and the share of images on which A is better; with ``--labels LABEL_DIR`` also the segmentation scores. A generated
+folder literally named ``compare`` is still scored by ``python -m metrics compare REF_DIR`` (two folders: the
+scoring command), or ``python -m metrics ./compare ...``.
 
 Default backbone for FID/KID: ``fid-inception`` if its weights are on this machine (comparable with published
 FID), else ``inception``, else ``alexnet`` (LPIPS AlexNet features: works offline, not comparable with published

@@ -119,8 +119,9 @@ def compare_measurements(measured_a, measured_b, metrics=ALL_METRICS, *, n_resam
     Returns ``{metric: {"a", "b", "diff", "lo", "hi", "p", "a_better"}}`` for each metric asked for, and
     ``n_images``, ``resolution``, ``n_resamples``, ``seed``, ``n_permutations``; with ``per_image`` also
     ``"per_image": {metric: {"a": [...], "b": [...]}}`` (PSNR/SSIM/LPIPS, seg_miou/seg_acc). ``n_resamples`` 0:
-    ``lo``, ``hi`` and the FID/KID/segmentation p-values are None. ``a`` and ``b`` are the scores of :func:`metrics.score.score_pairs`
-    (:func:`metrics.distances.fid_from_features`, :func:`metrics.distances.kid_from_features`' mean).
+    ``lo``, ``hi`` and the FID/KID/segmentation p-values are None. ``a`` and ``b`` are the scores of
+    :func:`metrics.score.score_pairs` (:func:`metrics.distances.fid_from_features`,
+    :func:`metrics.distances.kid_from_features`' mean).
     """
     metrics = parse_metrics(metrics)
     n = measured_a.n

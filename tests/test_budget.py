@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from run_helpers import log_rows, run, saved_epoch
 
 TINY = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--batch-size", "2", "--log-every", "5",

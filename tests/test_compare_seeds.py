@@ -68,7 +68,8 @@ def test_every_model_is_trained_once_per_seed_in_a_folder_of_its_own(first_run):
     out, _ = first_run
     runs = out / "runs"
     folders = [p.name for p in runs.iterdir() if p.is_dir()]
-    assert sorted(folders) == sorted([f"{n}-seed{s}" for n, s in RUNS] + ["references-val", "labels-val"])  # + paired refs, labels
+    # + the paired comparisons' reference photos and label maps
+    assert sorted(folders) == sorted([f"{n}-seed{s}" for n, s in RUNS] + ["references-val", "labels-val"])
     for name in MODELS:
         configs = [json.load(open(runs / f"{name}-seed{s}" / "config.json"))["config"] for s in SEEDS]
         assert [c["seed"] for c in configs] == SEEDS

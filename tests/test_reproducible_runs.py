@@ -10,9 +10,9 @@ import json
 
 import keras
 import numpy as np
+
 from conftest import tiny_args
 from run_helpers import steps_logged, weights
-
 from train_scripts import pix2pix, runner
 from train_scripts.config import COMMON_DEFAULTS
 
