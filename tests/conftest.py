@@ -3,6 +3,10 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The train scripts' own default (set before TensorFlow is imported): in-process runs of the tests then use the same
+# kernels as the scripts run in subprocesses. TensorFlow's own default depends on the CPU it runs on,
+# and a run resumed in another process would differ from the uninterrupted one in the last bits.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import pytest  # noqa: E402
 

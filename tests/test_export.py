@@ -168,7 +168,8 @@ def test_evaluate_scores_an_export_with_its_runs_training_record(variant, traine
     ran, exported = rows[run], rows[tmp_path / "export"]
     for key in ("model", "variant", "psnr", "ssim", "train_steps", "wall_time_s", "commit"):
         assert exported[key] == ran[key], key
-    assert exported["run_dir"] == str(tmp_path / "export") and ran["wall_time_s"] > 0
+    # the table names a folder outside the workspace by its name only, never by a path of this machine
+    assert exported["run_dir"] == "export" and ran["wall_time_s"] > 0
 
 
 @pytest.mark.slow
