@@ -187,7 +187,7 @@ def _compare_segmentation(measured_a, measured_b, indices):
             differences = replicates[0][key] - replicates[1][key]
             entry["lo"], entry["hi"] = percentile_interval(differences)
             entry["p"] = bootstrap_p_value(differences[~np.isnan(differences)])
-        entry["a_better"] = float(np.mean(measured_a.per_image[key] > measured_b.per_image[key]))
+        entry["a_better"] = share_better(key, measured_a.per_image[key], measured_b.per_image[key])
         out[key] = entry
     return out
 
@@ -199,6 +199,11 @@ def _compare_per_image(metric, values_a, values_b, indices, seed, n_permutations
              "lo": None, "hi": None, "p": sign_flip_p_value(differences, n_permutations, seed)}
     if indices is not None:
         entry["lo"], entry["hi"] = percentile_interval(resampled_means(differences, indices))
-    better = values_a > values_b if HIGHER_IS_BETTER[metric] else values_a < values_b
-    entry["a_better"] = float(np.mean(better))
+    entry["a_better"] = share_better(metric, values_a, values_b)
     return {k: entry[k] for k in ("a", "b", "diff", "lo", "hi", "p", "a_better")}
+
+
+def share_better(metric, values_a, values_b):
+    """The share of images on which A scores better than B on ``metric`` (ties count as not better)."""
+    better = values_a > values_b if HIGHER_IS_BETTER[metric] else values_a < values_b
+    return float(np.mean(better))
