@@ -48,7 +48,7 @@ def train_script_names():
 def tiny_args(script, data, steps=2, batch_size=2, image_size=32):
     """Command-line flags for a tiny run of ``script``: its ``tiny`` preset if it has one, else ``quick``, at
     ``image_size`` px, with the flags of TINY_FLAGS it accepts; one step per logged row and checkpoint."""
-    from train_scripts.config import spec_for
+    from train_scripts.training.config import spec_for
 
     spec = spec_for(script)
     args = ["--preset", "tiny" if "tiny" in spec.presets else "quick", "--data", str(data),

@@ -27,8 +27,8 @@ from data.sources import read_pair, resize
 from data.layouts import find_pairs
 from data.synthetic import PALETTE, make_pairs
 from train_scripts import cvae, ddim, demo, pix2pix
-from train_scripts.inference import load_trained
-from train_scripts.runner import main as train_main
+from train_scripts.training.inference import load_trained
+from train_scripts.training.runner import main as train_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = {"pix2pix": 32, "ddim": 32, "cvae": 16}  # the canvas is the largest: 32

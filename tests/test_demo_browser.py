@@ -15,7 +15,7 @@ from PIL import Image
 from conftest import tiny_args
 from data.synthetic import PALETTE
 from train_scripts import ddim, demo, pix2pix
-from train_scripts.runner import main as train_main
+from train_scripts.training.runner import main as train_main
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

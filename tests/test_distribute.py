@@ -41,8 +41,8 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 sys.path.insert(0, "tests")
 from batch_invariant import patch_spec
-from train_scripts import config as cfg
-from train_scripts import runner
+from train_scripts.training import config as cfg
+from train_scripts.training import runner
 
 script, out, *args = sys.argv[1:]
 spec = patch_spec(cfg.spec_for(script))
@@ -158,8 +158,8 @@ def test_mixed_precision_computes_in_half_and_keeps_float32_losses(tiny_facades,
 
     from data.pipeline import to_model_range
     from data.sources import open_source
-    from train_scripts.config import build_parser, resolve_config, spec_for
-    from train_scripts.devices import build_model
+    from train_scripts.training.config import build_parser, resolve_config, spec_for
+    from train_scripts.training.devices import build_model
 
     spec = spec_for(script)
     config = resolve_config(spec, build_parser(spec).parse_args(tiny_args(script, tiny_facades)))[0]

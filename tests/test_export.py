@@ -17,10 +17,10 @@ from data.synthetic import make_pairs
 from metrics.image_quality import psnr
 from run_helpers import log_rows
 from train_scripts import autoencoder, demo, evaluate, export, translate
-from train_scripts.config import spec_for
-from train_scripts.export_folder import sha256_of
-from train_scripts.inference import load_trained, translate_split
-from train_scripts.runner import main as train_main
+from train_scripts.training.config import spec_for
+from train_scripts.training.export_folder import sha256_of
+from train_scripts.training.inference import load_trained, translate_split
+from train_scripts.training.runner import main as train_main
 
 SIZE = 32
 VARIANTS = [*train_script_names(), "ddim-latent"]

@@ -18,8 +18,8 @@ from data.pipeline import to_model_range
 from data.sources import open_source
 from run_helpers import needs_alexnet_weights
 from train_scripts import autoencoder, ddim
-from train_scripts.inference import load_trained
-from train_scripts.runner import main
+from train_scripts.training.inference import load_trained
+from train_scripts.training.runner import main
 
 pytestmark = needs_alexnet_weights  # the autoencoder trains on the LPIPS network
 
@@ -159,7 +159,7 @@ def test_translate_refuses_an_autoencoder_run(tmp_path, capsys):
     """An autoencoder reconstructs photos: translating label maps with it is refused, naming the run and what to do."""
     from models.autoencoder import KLAutoencoder
     from train_scripts import translate
-    from train_scripts.run_folder import RunFolder
+    from train_scripts.training.run_folder import RunFolder
 
     config = {**autoencoder.PRESETS["quick"], "image_size": 32, "widths": [8, 16]}
     run = RunFolder(str(tmp_path / "ae"))

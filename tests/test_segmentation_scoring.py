@@ -19,7 +19,7 @@ from metrics.score import resampled_segmentation
 from metrics.segmentation import confusion_matrix, mean_iou, pixel_accuracy, segmentation_scores
 from metrics.weights import WeightsError
 from train_scripts import evaluate, pix2pix
-from train_scripts.runner import main as train_main
+from train_scripts.training.runner import main as train_main
 
 
 @pytest.fixture(scope="module")

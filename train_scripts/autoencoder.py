@@ -17,9 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data.errors import I2IError  # noqa: E402
-from train_scripts.config import PRESET_DEFAULTS, ModelSpec, widths_list  # noqa: E402
-from train_scripts.run_folder import EXPORT_MANIFEST  # noqa: E402
-from train_scripts.runner import main  # noqa: E402
+from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec, widths_list  # noqa: E402
+from train_scripts.training.run_folder import EXPORT_MANIFEST  # noqa: E402
+from train_scripts.training.runner import main  # noqa: E402
 
 COMMON = dict(PRESET_DEFAULTS, latent_channels=4, block_depth=1, kl_weight=1e-6, lpips_weight=1.0, beta_1=0.5,
               beta_2=0.9)
@@ -78,8 +78,8 @@ def load_autoencoder(run_dir):
 def autoencoder_run(path):
     """The RunFolder of the autoencoder a latent DDIM names (``--latent``): a relative path is taken from the current
     folder, else from the repository root (where compare.py and the README's commands run)."""
-    from train_scripts.config import workspace_root
-    from train_scripts.run_folder import RunFolder
+    from train_scripts.training.config import workspace_root
+    from train_scripts.training.run_folder import RunFolder
 
     root = workspace_root()
     if not os.path.isabs(path) and not os.path.isdir(path) and os.path.isdir(os.path.join(root, path)):

@@ -26,8 +26,8 @@ def worker(job):
     """Runs inside the child process: time ``job['steps']`` training steps of one configuration."""
     import tensorflow as tf
 
-    from train_scripts.config import COMMON_DEFAULTS, spec_for
-    from train_scripts.devices import build_model, precision_policy
+    from train_scripts.training.config import COMMON_DEFAULTS, spec_for
+    from train_scripts.training.devices import build_model, precision_policy
 
     threads = job.get("threads")
     if threads:
@@ -140,7 +140,7 @@ def main(argv=None):
     jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
     onednns = {"off": [False], "on": [True], "both": [True, False]}[args.onednn]
     generators = args.generators.split(",") if args.model == "pix2pix" else [None]
-    from train_scripts.config import PRECISIONS
+    from train_scripts.training.config import PRECISIONS
 
     precisions = list(PRECISIONS) if args.mixed_precision == "all" else args.mixed_precision.split(",")
     if set(precisions) - set(PRECISIONS):

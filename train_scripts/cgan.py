@@ -11,8 +11,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # must precede the TensorFl
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from train_scripts.config import PRESET_DEFAULTS, ModelSpec  # noqa: E402
-from train_scripts.runner import main  # noqa: E402
+from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec  # noqa: E402
+from train_scripts.training.runner import main  # noqa: E402
 
 COMMON = dict(PRESET_DEFAULTS, noise_dim=100, ngf=64, ndf=64, gan_loss="bce", d_steps=1, g_steps=1,
               lr=2e-4, beta_1=0.9, beta_2=0.999)

@@ -28,7 +28,7 @@ import pandas as pd
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data.errors import I2IError  # noqa: E402
-from train_scripts.config import REPO_ROOT, workspace_root  # noqa: E402
+from train_scripts.training.config import REPO_ROOT, workspace_root  # noqa: E402
 
 # comparison name -> (train script, flags that make the variant)
 MODELS = {
@@ -169,7 +169,7 @@ def _worth_showing(line):
 def score_run(run_dir, args, log_path, prefix):
     """Score a run with evaluate.py unless its saved scores are newer than its weights and cover the request."""
     from train_scripts.evaluate import COLUMNS
-    from train_scripts.run_folder import RunFolder
+    from train_scripts.training.run_folder import RunFolder
 
     scores = os.path.join(run_dir, f"scores_{args.split}_full.json")
     weights = os.path.join(run_dir, "model.weights.h5")
@@ -327,7 +327,7 @@ def comparison_columns(names, run_dirs, args, n_samples):
 
 
 def comparison_figure(path, names, run_dirs, args, n_samples, seed=None):
-    from train_scripts.plots import image_grid
+    from train_scripts.training.plots import image_grid
 
     columns, titles = comparison_columns(names, run_dirs, args, n_samples)
     size = columns[0].shape[1]
@@ -341,8 +341,8 @@ def loss_figure(path, names, run_dirs):
 
     import matplotlib.pyplot as plt
 
-    from train_scripts.run_folder import read_log
-    from train_scripts.plots import loss_columns
+    from train_scripts.training.run_folder import read_log
+    from train_scripts.training.plots import loss_columns
 
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
@@ -377,7 +377,7 @@ def write_report(path, args, runs, run_dirs, rows, summary, figures, command, st
     import base64
     import html
 
-    from train_scripts.run_folder import RunFolder, environment
+    from train_scripts.training.run_folder import RunFolder, environment
 
     def img(file):
         with open(file, "rb") as f:
@@ -456,7 +456,7 @@ def write_report(path, args, runs, run_dirs, rows, summary, figures, command, st
         parts.append("<details><summary>config</summary><pre>" + html.escape(json.dumps(saved, indent=1))
                      + "</pre></details>")
     parts.append("</body></html>")
-    from train_scripts.run_folder import atomic_write_text
+    from train_scripts.training.run_folder import atomic_write_text
 
     atomic_write_text(path, "\n".join(parts))
 

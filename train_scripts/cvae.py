@@ -11,8 +11,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # must precede the TensorFl
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from train_scripts.config import PRESET_DEFAULTS, ModelSpec  # noqa: E402
-from train_scripts.runner import main  # noqa: E402
+from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec  # noqa: E402
+from train_scripts.training.runner import main  # noqa: E402
 
 COMMON = dict(PRESET_DEFAULTS, latent_dim=128, ngf=64, beta=1.0, reconstruction="l1", label_skips=True,
               sample_at_test=True, lr=2e-4, beta_1=0.9, beta_2=0.999)

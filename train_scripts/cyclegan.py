@@ -14,8 +14,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # must precede the TensorFl
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from train_scripts.config import PRESET_DEFAULTS, ModelSpec  # noqa: E402
-from train_scripts.runner import main  # noqa: E402
+from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec  # noqa: E402
+from train_scripts.training.runner import main  # noqa: E402
 
 COMMON = dict(PRESET_DEFAULTS, ngf=64, ndf=64, res_blocks=0, cycle_weight=10.0, identity_weight=0.5,
               pool_size=50, lr=2e-4, beta_1=0.5, beta_2=0.999, decay_start=0)

@@ -20,8 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data.errors import I2IError  # noqa: E402
-from train_scripts.config import PRESET_DEFAULTS, ModelSpec, widths_list  # noqa: E402
-from train_scripts.runner import main  # noqa: E402
+from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec, widths_list  # noqa: E402
+from train_scripts.training.runner import main  # noqa: E402
 
 COMMON = dict(PRESET_DEFAULTS, network="study", block_depth=2, conditional=True, schedule="cosine-angle",
               min_signal_rate=0.02, sampler="ddim", eta=0.0, guidance=0.0, condition_dropout=0.0, ema=0.999,
@@ -109,7 +109,7 @@ def check_latent(config):
 
 def callbacks(config, model, val_pairs, run):
     """Validation KID per interval (study Fig. 7), sampled with ``kid_sampling_steps`` steps to stay cheap."""
-    from train_scripts.validation import kid_callbacks
+    from train_scripts.training.validation import kid_callbacks
 
     return kid_callbacks(config, val_pairs, lambda labels: model.translate(labels, steps=config["kid_sampling_steps"]))
 

@@ -103,7 +103,7 @@ def is_run(path):
 
 def reconstructs_photos(path):
     """True for the run of a model that translates no label maps (the autoencoder): folders of runs skip it."""
-    from train_scripts.config import spec_for
+    from train_scripts.training.config import spec_for
 
     try:
         with open(os.path.join(path, "config.json")) as f:
@@ -123,8 +123,8 @@ def run_time(path):
 def finished_runs(root):
     """Every finished run folder (``RunFolder.progress()["finished"]``) and exported model under ``root``, newest
     first."""
-    from train_scripts.export_folder import ExportFolder, is_export
-    from train_scripts.run_folder import RunFolder
+    from train_scripts.training.export_folder import ExportFolder, is_export
+    from train_scripts.training.run_folder import RunFolder
 
     found = []
     for folder, subfolders, _ in os.walk(root):
@@ -245,7 +245,7 @@ class DemoModel:
         """Check a request's settings for this model: ``({translate kwargs}, seed or None, settings used)``.
 
         Types and choices are those of ``--set`` (``config.parse_inference_settings``)."""
-        from train_scripts.config import parse_inference_settings
+        from train_scripts.training.config import parse_inference_settings
 
         if settings is None:
             settings = {}
@@ -691,7 +691,7 @@ def bind(app, port):
 # ------------------------------------------------------------------------------------------ command line
 
 def build_parser():
-    from train_scripts.config import workspace_root
+    from train_scripts.training.config import workspace_root
 
     p = argparse.ArgumentParser(prog="python train_scripts/demo.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -34,8 +34,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pandas as pd  # noqa: E402
 
 from data.errors import I2IError  # noqa: E402
-from train_scripts.config import COMMON_DEFAULTS, parse_inference_settings, workspace_root  # noqa: E402
-from train_scripts.run_folder import atomic_write_text  # noqa: E402
+from train_scripts.training.config import COMMON_DEFAULTS, parse_inference_settings, workspace_root  # noqa: E402
+from train_scripts.training.run_folder import atomic_write_text  # noqa: E402
 
 COLUMNS = ("model", "variant", "split", "resolution", "n_images", "psnr", "ssim", "fid", "kid_mean", "kid_std",
            "lpips", "backbone", "train_steps", "wall_time_s", "commit",
@@ -76,7 +76,7 @@ def variant_of(spec, preset, config):
 def training_record(run, step=None):
     """(steps trained, training wall time in s, commit that trained it) from the run's sessions; up to ``step`` (a
     snapshot's): its wall time from ``log.csv``, the commits of the sessions that trained before it."""
-    from train_scripts.run_folder import read_log
+    from train_scripts.training.run_folder import read_log
 
     sessions = run.sessions()
     if not sessions:
@@ -163,8 +163,8 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
     from metrics.intervals import DEFAULT_RESAMPLES, DEFAULT_SEED
     from metrics.score import SEGMENTATION, check_resamples, score_pairs
     from metrics.weights import keras_cache_dir
-    from train_scripts.export_folder import ExportFolder
-    from train_scripts.inference import load_trained, translate_split  # TensorFlow: imported when scoring
+    from train_scripts.training.export_folder import ExportFolder
+    from train_scripts.training.inference import load_trained, translate_split  # TensorFlow: imported when scoring
 
     n_resamples = check_resamples(DEFAULT_RESAMPLES if n_resamples is None else n_resamples)
     interval_seed = DEFAULT_SEED if interval_seed is None else interval_seed

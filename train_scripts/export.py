@@ -32,12 +32,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 
 from data.errors import I2IError  # noqa: E402
-from train_scripts.callbacks import RunCheckpoint, snapshot_name  # noqa: E402
+from train_scripts.training.callbacks import RunCheckpoint, snapshot_name  # noqa: E402
 from train_scripts.evaluate import run_training_record  # noqa: E402
-from train_scripts.export_folder import (FORMAT, PRECISIONS, is_export, stored_arrays, weights_file_name,  # noqa: E402
+from train_scripts.training.export_folder import (FORMAT, PRECISIONS, is_export, stored_arrays, weights_file_name,  # noqa: E402
                                          write_weights)
-from train_scripts.inference import load_trained  # noqa: E402
-from train_scripts.run_folder import EXPORT_MANIFEST, RunFolder, atomic_write_text, environment  # noqa: E402
+from train_scripts.training.inference import load_trained  # noqa: E402
+from train_scripts.training.run_folder import EXPORT_MANIFEST, RunFolder, atomic_write_text, environment  # noqa: E402
 
 SNAPSHOTS = "snapshots"  # the folder of KeepWeights (--keep-every) in a run
 

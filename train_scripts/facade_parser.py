@@ -206,7 +206,7 @@ def train(args):
     import keras
 
     from models.facade_parser import facade_parser_network
-    from train_scripts.run_folder import environment
+    from train_scripts.training.run_folder import environment
 
     config = {k: getattr(args, k) for k in TRAINING_KEYS}
     run_environment = environment()  # the commit of the code this session trains with

@@ -11,8 +11,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # must precede the TensorFl
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from train_scripts.config import PRESET_DEFAULTS, ModelSpec  # noqa: E402
-from train_scripts.runner import main  # noqa: E402
+from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec  # noqa: E402
+from train_scripts.training.runner import main  # noqa: E402
 
 COMMON = dict(PRESET_DEFAULTS, generator="study", l1_weight=100.0, lr=2e-4, beta_1=0.5, beta_2=0.999,
               dropout_at_test=False, ngf=64, ndf=64, fid_every=0, fid_images=0, fid_backbone="fid-inception")
@@ -48,7 +48,7 @@ def build(config):
 
 def callbacks(config, model, val_pairs, run):
     """Validation FID every ``fid_every`` steps (0 = off), to show how far from convergence a run stops."""
-    from train_scripts.validation import fid_callbacks
+    from train_scripts.training.validation import fid_callbacks
 
     return fid_callbacks(config, val_pairs, model.translate)
 

@@ -39,7 +39,7 @@ from PIL import Image  # noqa: E402
 from data.errors import I2IError, ImageError  # noqa: E402
 from data.images import read_image  # noqa: E402
 from data.sources import PairArrays, resize  # noqa: E402
-from train_scripts.export_folder import ExportFolder  # noqa: E402
+from train_scripts.training.export_folder import ExportFolder  # noqa: E402
 
 log = logging.getLogger("i2i")
 
@@ -173,7 +173,7 @@ def seeded_translate(spec, model, seed):
 
 def translate_batch(model, translate, batch, batch_size):
     """Translate ``[(path, label, shape), ...]`` with ``inference.translate_split`` (evaluate.py's batching)."""
-    from train_scripts.inference import translate_split
+    from train_scripts.training.inference import translate_split
 
     labels = np.stack([label for _, label, _ in batch])
     pairs = PairArrays(labels, labels, [path for path, _, _ in batch])  # no photos: the labels stand in, unused
@@ -253,7 +253,7 @@ def check_arguments(args):
 def load_run(run_dir, settings, seed=None):
     """``inference.load_trained`` (errors: not a run, missing or corrupt weights, refused settings) plus a warning
     for a run that has not finished training."""
-    from train_scripts.inference import load_trained
+    from train_scripts.training.inference import load_trained
 
     spec, config, model, run = load_trained(run_dir, settings, seed=seed)
     if spec.reconstructs:

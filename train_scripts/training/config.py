@@ -12,7 +12,7 @@ from typing import Callable
 from data.errors import I2IError
 
 # the folder holding the packages: the repository in a source checkout, site-packages in an installed wheel
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def workspace_root():

@@ -11,10 +11,10 @@ import numpy as np
 from data.errors import I2IError, LayoutError
 from data.pipeline import eval_dataset, to_uint8
 from metrics.image_quality import psnr, ssim
-from train_scripts.config import COMMON_DEFAULTS, parse_inference_settings, spec_for
-from train_scripts.devices import build_model, precision_policy
-from train_scripts.export_folder import ExportFolder, is_export
-from train_scripts.run_folder import RunFolder
+from train_scripts.training.config import COMMON_DEFAULTS, parse_inference_settings, spec_for
+from train_scripts.training.devices import build_model, precision_policy
+from train_scripts.training.export_folder import ExportFolder, is_export
+from train_scripts.training.run_folder import RunFolder
 
 def load_trained(run_dir, inference=None, seed=None, weights=None):
     """Rebuild a run's model from its config and load its latest weights: (spec, config, model, run).
