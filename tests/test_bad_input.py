@@ -199,14 +199,15 @@ SCRIPTS = train_script_names()
 
 
 def _main(script, args):
-    from train_scripts.training.config import spec_for
+    from train_scripts.training.registry import spec_for
     from train_scripts.training.runner import main
 
     return main(spec_for(script), args)
 
 
 def _tiny_config(script, args):
-    from train_scripts.training.config import build_parser, resolve_config, spec_for
+    from train_scripts.training.config import build_parser, resolve_config
+    from train_scripts.training.registry import spec_for
 
     spec = spec_for(script)
     return resolve_config(spec, build_parser(spec).parse_args(args))[0]
@@ -306,7 +307,7 @@ def test_corrupt_backup_names_the_file_and_offers_a_new_out(trained_copy, tiny_f
 def test_missing_corrupt_or_foreign_weights_in_load_trained(trained_copy, script):
     import keras
 
-    from train_scripts.training.config import spec_for
+    from train_scripts.training.registry import spec_for
     from train_scripts.training.devices import build_model
     from train_scripts.training.inference import load_trained
 

@@ -14,7 +14,7 @@ from data.pipeline import to_model_range
 from data.sources import open_source
 from models.cgan import CGAN, cgan_generator
 from models.discriminators import patch_discriminator
-from train_scripts import cgan, cvae
+from train_scripts.training.models import cgan, cvae
 from train_scripts.training.inference import load_trained
 from train_scripts.training.runner import main
 

@@ -12,7 +12,7 @@ from data.pipeline import to_model_range
 from data.sources import open_source
 from models.cvae import CVAE, cvae_encoder
 from models.blocks import latent_decoder
-from train_scripts import cgan, cvae
+from train_scripts.training.models import cgan, cvae
 from train_scripts.training.inference import load_trained
 from train_scripts.training.runner import main
 

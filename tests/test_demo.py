@@ -26,7 +26,8 @@ from data.pipeline import to_model_range, to_uint8
 from data.sources import read_pair, resize
 from data.layouts import find_pairs
 from data.synthetic import PALETTE, make_pairs
-from train_scripts import cvae, ddim, demo, pix2pix
+from train_scripts import demo
+from train_scripts.training.models import cvae, ddim, pix2pix
 from train_scripts.training.inference import load_trained
 from train_scripts.training.runner import main as train_main
 

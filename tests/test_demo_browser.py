@@ -14,7 +14,8 @@ from PIL import Image
 
 from conftest import tiny_args
 from data.synthetic import PALETTE
-from train_scripts import ddim, demo, pix2pix
+from train_scripts import demo
+from train_scripts.training.models import ddim, pix2pix
 from train_scripts.training.runner import main as train_main
 
 CHROMIUM = "/usr/bin/chromium"

@@ -18,7 +18,7 @@ from models.diffusion import study_unet
 from models.diffusion.model import DiffusionModel
 from models.diffusion.predictions import noise_from_prediction
 from run_helpers import needs_alexnet_weights, run, saved_epoch, start_and_stop, steps_logged, weights
-from train_scripts import ddim
+from train_scripts.training.models import ddim
 from train_scripts.training.run_folder import RunFolder
 from train_scripts.training.runner import main
 

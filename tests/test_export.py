@@ -16,8 +16,9 @@ from data.sources import open_source
 from data.synthetic import make_pairs
 from metrics.image_quality import psnr
 from run_helpers import log_rows
-from train_scripts import autoencoder, demo, evaluate, export, translate
-from train_scripts.training.config import spec_for
+from train_scripts import demo, evaluate, export, translate
+from train_scripts.training.models import autoencoder
+from train_scripts.training.registry import spec_for
 from train_scripts.training.export_folder import sha256_of
 from train_scripts.training.inference import load_trained, translate_split
 from train_scripts.training.runner import main as train_main

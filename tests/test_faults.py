@@ -21,7 +21,7 @@ import tensorflow as tf
 from conftest import tiny_args
 
 from train_scripts.training import config as cfg
-from train_scripts import pix2pix
+from train_scripts.training.models import pix2pix
 from train_scripts.training import devices, run_folder, runner
 
 STEPS = 6

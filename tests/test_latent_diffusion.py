@@ -17,7 +17,7 @@ from data.errors import I2IError
 from data.pipeline import to_model_range
 from data.sources import open_source
 from run_helpers import needs_alexnet_weights
-from train_scripts import autoencoder, ddim
+from train_scripts.training.models import autoencoder, ddim
 from train_scripts.training.inference import load_trained
 from train_scripts.training.runner import main
 
@@ -134,7 +134,7 @@ def test_latent_ddim_killed_run_resumes_to_the_same_end(autoencoder_run, tmp_pat
 def test_bad_autoencoder_runs_are_refused_before_a_run_folder_is_made(autoencoder_run, tmp_path, tiny_facades,
                                                                        capsys):
     other = tmp_path / "pix2pix"
-    from train_scripts import pix2pix
+    from train_scripts.training.models import pix2pix
 
     assert main(pix2pix.SPEC, ["--data", str(tiny_facades), "--image-size", "32", "--ngf", "8", "--ndf", "8",
                                "--steps", "1", "--log-every", "1", "--checkpoint-every", "1", "--sample-every", "1",

@@ -26,8 +26,9 @@ def worker(job):
     """Runs inside the child process: time ``job['steps']`` training steps of one configuration."""
     import tensorflow as tf
 
-    from train_scripts.training.config import COMMON_DEFAULTS, spec_for
+    from train_scripts.training.config import COMMON_DEFAULTS
     from train_scripts.training.devices import build_model, precision_policy
+    from train_scripts.training.registry import spec_for
 
     threads = job.get("threads")
     if threads:

@@ -22,9 +22,9 @@ import numpy as np  # noqa: E402
 
 from data.sources import PairArrays, open_source  # noqa: E402
 from metrics.image_quality import psnr  # noqa: E402
-from train_scripts import pix2pix  # noqa: E402
-from train_scripts.export import export  # noqa: E402
+from train_scripts.training.exporting import export  # noqa: E402
 from train_scripts.training.inference import load_trained, translate_split  # noqa: E402
+from train_scripts.training.models import pix2pix  # noqa: E402
 from train_scripts.training.run_folder import RunFolder  # noqa: E402
 
 

@@ -43,7 +43,7 @@ def build(name, image_size):
     import keras
 
     from models.autoencoder import KLAutoencoder
-    from train_scripts import autoencoder, ddim, pix2pix
+    from train_scripts.training.models import autoencoder, ddim, pix2pix
 
     keras.utils.set_random_seed(0)
     if name == "pix2pix":

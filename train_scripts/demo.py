@@ -16,9 +16,9 @@ settings (sampler, sampling steps, eta, guidance; see ``ModelSpec.inference``) a
 "sample again" draws another photo of the same label map with a new seed (also for the CVAE and cGAN, whose test-time
 noise is then drawn from that seed).
 
-Models are loaded once, at start, with ``inference.load_trained`` (through ``translate.load_run``); every label map is
+Models are loaded once, at start, with ``inference.load_trained`` (through ``inference.load_translator``); every label map is
 read with ``data.images.read_image`` and resized to each model's own resolution with the data loaders' ``resize``,
-then translated with ``translate.translate_batch`` (``inference.translate_split``), as ``translate.py`` does. A run that
+then translated with ``inference.translate_batch`` (``inference.translate_split``), as ``translate.py`` does. A run that
 cannot be loaded is reported on the page and on stderr; the others are served. Requests are served by threads;
 translations run one at a time under one lock (concurrent requests are safe, and each output's milliseconds are its
 model's own time); a model's stochastic test-time noise restarts from its seed on every request, so the same label map
@@ -103,7 +103,7 @@ def is_run(path):
 
 def reconstructs_photos(path):
     """True for the run of a model that translates no label maps (the autoencoder): folders of runs skip it."""
-    from train_scripts.training.config import spec_for
+    from train_scripts.training.registry import spec_for
 
     try:
         with open(os.path.join(path, "config.json")) as f:
@@ -145,9 +145,9 @@ def runs_of(path):
         return [path]
     if not os.path.isdir(path):
         return []
-    from train_scripts.compare import MODELS
+    from train_scripts.training.registry import COMPARISON_MODELS
 
-    order = list(MODELS)
+    order = list(COMPARISON_MODELS)
     subfolders = [os.path.join(path, n) for n in sorted(os.listdir(path))
                   if is_run(os.path.join(path, n)) and not reconstructs_photos(os.path.join(path, n))]
     return sorted(subfolders, key=lambda p: (order.index(os.path.basename(p)) if os.path.basename(p) in order
@@ -297,7 +297,7 @@ class DemoModel:
     def translate(self, label, settings=None):
         """Translate one uint8 label map (any square size; resized to this model's resolution as the data loaders
         resize): ``(uint8 output at this model's resolution, milliseconds, settings used)``."""
-        from train_scripts.translate import translate_batch
+        from train_scripts.training.inference import translate_batch
 
         kwargs, seed, used = self.parse_settings(settings)
         label = resize(label, self.size)
@@ -317,12 +317,12 @@ class DemoModel:
 def load_models(run_dirs, warmup=True):
     """Load every run once: ``([DemoModel], [(run_dir, problem)])``; a run that cannot be loaded is logged and
     listed, the others are kept."""
-    from train_scripts.translate import load_run
+    from train_scripts.training.inference import load_translator
 
     models, failures = [], []
     for name, run_dir in zip(display_names(run_dirs), run_dirs):
         try:
-            spec, config, model, run = load_run(run_dir, None)
+            spec, config, model, run = load_translator(run_dir, None)
         except I2IError as e:
             log.error("cannot load %s: %s", run_dir, e)
             failures.append((run_dir, str(e)))

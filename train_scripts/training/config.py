@@ -3,7 +3,6 @@ The config is the preset overridden by the user's flags; it is printed, saved wi
 """
 
 import argparse
-import importlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -174,15 +173,6 @@ def widths_list(text):
     if not widths:
         raise argparse.ArgumentTypeError("--widths is empty")
     return widths
-
-
-def spec_for(model_name):
-    """The ModelSpec of a model name (imports ``train_scripts.<name>``)."""
-    try:
-        module = importlib.import_module(f"train_scripts.{model_name}")
-    except ModuleNotFoundError:
-        raise I2IError(f"unknown model '{model_name}'") from None
-    return module.SPEC
 
 
 def parse_inference_settings(spec, settings):

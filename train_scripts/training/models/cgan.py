@@ -1,18 +1,7 @@
-"""Train the CGAN (study section 3.3, eq. 1; hyperparameters from the study's poster).
+"""The CGAN (study section 3.3, eq. 1; hyperparameters from the study's poster):
+its ``ModelSpec`` (presets, builder, flags), trained by ``train_scripts/cgan.py``."""
 
-    python train_scripts/cgan.py                       # quick preset, synthetic facades, 64 px
-    python train_scripts/cgan.py --data PATH --preset paper [--g-steps 2]
-"""
-
-import os
-import sys
-
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # must precede the TensorFlow import; see benchmark.py
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec  # noqa: E402
-from train_scripts.training.runner import main  # noqa: E402
+from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec
 
 COMMON = dict(PRESET_DEFAULTS, noise_dim=100, ngf=64, ndf=64, gan_loss="bce", d_steps=1, g_steps=1,
               lr=2e-4, beta_1=0.9, beta_2=0.999)
@@ -66,6 +55,3 @@ SPEC = ModelSpec(
         "beta_2": (float, "Adam beta_2"),
     },
 )
-
-if __name__ == "__main__":
-    sys.exit(main(SPEC))

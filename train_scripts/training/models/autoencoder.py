@@ -1,25 +1,11 @@
-"""Train the KL autoencoder whose latents the latent DDIM diffuses (latent diffusion; seed book 004).
-
-    python train_scripts/autoencoder.py                                    # quick preset: synthetic facades, 64 px
-    python train_scripts/autoencoder.py --data facades --preset paper      # 256 px photos -> 32x32x4 latents
-    python train_scripts/ddim.py --preset latent --latent RUN_DIR          # then the DDIM on its latents
-
-The label maps are not used: the autoencoder learns the photos. log.csv holds its L1, LPIPS and KL terms and the
-PSNR / SSIM of its reconstructions, on training batches and (``val_*``) on ``val_images`` validation photos at every
-checkpoint; sample grids show photo | photo | reconstruction; ``evaluate.py`` scores its reconstructions.
-"""
+"""The KL autoencoder whose latents the latent DDIM diffuses (latent diffusion; seed book 004):
+its ``ModelSpec`` (presets, builder, flags), trained by ``train_scripts/autoencoder.py``."""
 
 import os
-import sys
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from data.errors import I2IError  # noqa: E402
-from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec, widths_list  # noqa: E402
-from train_scripts.training.run_folder import EXPORT_MANIFEST  # noqa: E402
-from train_scripts.training.runner import main  # noqa: E402
+from data.errors import I2IError
+from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec, widths_list, workspace_root
+from train_scripts.training.run_folder import EXPORT_MANIFEST, RunFolder
 
 COMMON = dict(PRESET_DEFAULTS, latent_channels=4, block_depth=1, kl_weight=1e-6, lpips_weight=1.0, beta_1=0.5,
               beta_2=0.9)
@@ -78,9 +64,6 @@ def load_autoencoder(run_dir):
 def autoencoder_run(path):
     """The RunFolder of the autoencoder a latent DDIM names (``--latent``): a relative path is taken from the current
     folder, else from the repository root (where compare.py and the README's commands run)."""
-    from train_scripts.training.config import workspace_root
-    from train_scripts.training.run_folder import RunFolder
-
     root = workspace_root()
     if not os.path.isabs(path) and not os.path.isdir(path) and os.path.isdir(os.path.join(root, path)):
         path = os.path.join(root, path)
@@ -127,6 +110,3 @@ SPEC = ModelSpec(
         "beta_2": (float, "Adam beta_2 (LDM: 0.9)"),
     },
 )
-
-if __name__ == "__main__":
-    sys.exit(main(SPEC))

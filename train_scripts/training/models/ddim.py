@@ -1,27 +1,9 @@
-"""Train the DDIM / DDPM diffusion model (study section 3.6, Tables 4-6; SPEC §Models 5-6).
+"""The DDIM / DDPM diffusion model (study section 3.6, Tables 4-6), on photos or on an autoencoder's latents:
+its ``ModelSpec`` (presets, builder, flags), trained by ``train_scripts/ddim.py``."""
 
-    python train_scripts/ddim.py                                  # quick preset: synthetic facades, 64 px, conditional
-    python train_scripts/ddim.py --data PATH --preset paper       # Table 6: 64 px, batch 2, 50 epochs, AdamW
-    python train_scripts/ddim.py --unconditional --preset paper   # the study's own (unconditional) setting
-    python train_scripts/ddim.py --condition-dropout 0.1 --guidance 1.0 --sampler ddpm --sampling-steps 50
-    python train_scripts/ddim.py --preset latent --latent AUTOENCODER_RUN    # 256 px, in an autoencoder's latents
-
-log.csv holds the study's Fig. 7 curves: noise_loss (trained on, eq. 8), image_loss (L1 of the eq. 11 estimate)
-and val_kid (KID of the EMA model's translations of ``kid_images`` validation label maps every ``kid_every``
-steps, ``kid_sampling_steps`` sampling steps, NaN in between; backbone ``alexnet`` by default, whose values are
-not comparable with published KID).
-"""
-
-import os
-import sys
-
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # +89% on the keras.io DDIM at batch 64 (SPEC §Models 3)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from data.errors import I2IError  # noqa: E402
-from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec, widths_list  # noqa: E402
-from train_scripts.training.runner import main  # noqa: E402
+from data.errors import I2IError
+from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec, widths_list
+from train_scripts.training.models.autoencoder import autoencoder_config, autoencoder_run, load_autoencoder
 
 COMMON = dict(PRESET_DEFAULTS, network="study", block_depth=2, conditional=True, schedule="cosine-angle",
               min_signal_rate=0.02, sampler="ddim", eta=0.0, guidance=0.0, condition_dropout=0.0, ema=0.999,
@@ -68,8 +50,6 @@ def build(config, autoencoder=None):
     from models.diffusion.model import DiffusionModel
 
     if config.get("latent"):  # runs saved before --latent existed have no such key
-        from train_scripts.autoencoder import load_autoencoder
-
         autoencoder = autoencoder or load_autoencoder(config["latent"])
         model_class, space = LatentDiffusionModel, {"autoencoder": autoencoder}
     else:
@@ -99,8 +79,6 @@ def check_latent(config):
     if not config["latent"]:
         raise I2IError("the latent preset diffuses an autoencoder's latents: give its run folder with --latent RUN "
                        "(train one with train_scripts/autoencoder.py)")
-    from train_scripts.autoencoder import autoencoder_config, autoencoder_run
-
     autoencoder = autoencoder_config(autoencoder_run(config["latent"]))
     if autoencoder["image_size"] != config["image_size"]:
         raise I2IError(f"the autoencoder of {config['latent']} was trained at {autoencoder['image_size']} px, this "
@@ -171,7 +149,3 @@ SPEC = ModelSpec(
 def cli_arguments(argv):
     """``--unconditional`` is ``--no-conditional``."""
     return ["--no-conditional" if a == "--unconditional" else a for a in argv]
-
-
-if __name__ == "__main__":
-    sys.exit(main(SPEC, cli_arguments(sys.argv[1:])))

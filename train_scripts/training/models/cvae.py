@@ -1,18 +1,7 @@
-"""Train the CVAE (study section 3.2, appendix 3).
+"""The CVAE (study section 3.2, appendix 3):
+its ``ModelSpec`` (presets, builder, flags), trained by ``train_scripts/cvae.py``."""
 
-    python train_scripts/cvae.py                       # quick preset, synthetic facades, 64 px
-    python train_scripts/cvae.py --data PATH --preset paper [--beta 0.5] [--no-sample-at-test]
-"""
-
-import os
-import sys
-
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # must precede the TensorFlow import; see benchmark.py
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec  # noqa: E402
-from train_scripts.training.runner import main  # noqa: E402
+from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec
 
 COMMON = dict(PRESET_DEFAULTS, latent_dim=128, ngf=64, beta=1.0, reconstruction="l1", label_skips=True,
               sample_at_test=True, lr=2e-4, beta_1=0.9, beta_2=0.999)
@@ -62,6 +51,3 @@ SPEC = ModelSpec(
     },
     inference=("sample_at_test",),
 )
-
-if __name__ == "__main__":
-    sys.exit(main(SPEC))

@@ -1,18 +1,7 @@
-"""Train Pix2Pix (study section 3.4, Tables 1-3).
+"""Pix2Pix (study section 3.4, Tables 1-3):
+its ``ModelSpec`` (presets, builder, flags), trained by ``train_scripts/pix2pix.py``."""
 
-    python train_scripts/pix2pix.py                       # quick preset, synthetic facades, 64 px
-    python train_scripts/pix2pix.py --data PATH --preset paper [--gan-loss lsgan]
-"""
-
-import os
-import sys
-
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # must precede the TensorFlow import; see benchmark.py
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec  # noqa: E402
-from train_scripts.training.runner import main  # noqa: E402
+from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec
 
 COMMON = dict(PRESET_DEFAULTS, generator="study", l1_weight=100.0, lr=2e-4, beta_1=0.5, beta_2=0.999,
               dropout_at_test=False, ngf=64, ndf=64, fid_every=0, fid_images=0, fid_backbone="fid-inception")
@@ -77,6 +66,3 @@ SPEC = ModelSpec(
     },
     inference=("dropout_at_test",),
 )
-
-if __name__ == "__main__":
-    sys.exit(main(SPEC))

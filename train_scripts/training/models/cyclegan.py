@@ -1,27 +1,13 @@
-"""Train CycleGAN (study section 3.5; the CycleGAN paper's ResNet generators and 70x70 PatchGANs).
+"""CycleGAN (study section 3.5; the CycleGAN paper's ResNet generators and 70x70 PatchGANs):
+its ``ModelSpec`` (presets, builder, flags), trained by ``train_scripts/cyclegan.py``."""
 
-Trained on unpaired draws of label maps and photos; scored like every model, label map -> photo on the
-paired evaluation split.
-
-    python train_scripts/cyclegan.py                      # quick preset, synthetic facades, 64 px
-    python train_scripts/cyclegan.py --data PATH --preset paper
-"""
-
-import os
-import sys
-
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # must precede the TensorFlow import; see benchmark.py
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec  # noqa: E402
-from train_scripts.training.runner import main  # noqa: E402
+from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec
 
 COMMON = dict(PRESET_DEFAULTS, ngf=64, ndf=64, res_blocks=0, cycle_weight=10.0, identity_weight=0.5,
               pool_size=50, lr=2e-4, beta_1=0.5, beta_2=0.999, decay_start=0)
 
 PRESETS = {
-    # CycleGAN paper (and SPEC): batch 1, Adam 2e-4 (0.5, 0.999) constant for the first half then linearly to 0,
+    # CycleGAN paper: batch 1, Adam 2e-4 (0.5, 0.999) constant for the first half then linearly to 0,
     # lambda 10, identity 0.5 * lambda, pool 50, 9 residual blocks at 256 px. 200 epochs of the 400 facades =
     # 80 000 iterations, the study's Pix2Pix budget too; section 3.1 augmentation with the fixed 6x expansion.
     "paper": dict(COMMON, data="facades", image_size=256, expand=6, batch_size=1, steps=80000,
@@ -73,6 +59,3 @@ SPEC = ModelSpec(
         "beta_2": (float, "Adam beta_2"),
     },
 )
-
-if __name__ == "__main__":
-    sys.exit(main(SPEC))
