@@ -307,9 +307,9 @@ def test_corrupt_backup_names_the_file_and_offers_a_new_out(trained_copy, tiny_f
 def test_missing_corrupt_or_foreign_weights_in_load_trained(trained_copy, script):
     import keras
 
-    from train_scripts.training.registry import spec_for
     from train_scripts.training.devices import build_model
     from train_scripts.training.inference import load_trained
+    from train_scripts.training.registry import spec_for
 
     run = trained_copy(script)
     weights = run / "model.weights.h5"
@@ -356,7 +356,7 @@ def test_backup_state_unreadable_or_pointing_at_a_missing_file(trained_copy, tin
 
 @pytest.mark.parametrize("value, problem", [("widths=24,48", "not JSON"), ("[24, 48]", "JSON object")])
 def test_benchmark_set_that_is_not_a_json_object_is_refused_before_any_timing(value, problem, capsys):
-    from train_scripts import benchmark
+    from train_scripts.bench import training as benchmark
 
     with pytest.raises(SystemExit) as e:
         benchmark.main(["--model", "ddim", "--set", value])

@@ -88,7 +88,7 @@ def test_a_second_run_reuses_finished_runs(first_run, repo_dir):
 @needs_alexnet_weights
 def test_the_latent_ddim_is_trained_on_its_own_autoencoder_and_counts_its_time(first_run):
     """Its row's wall time is its DDIM's plus its autoencoder's; folders of runs skip the autoencoder."""
-    from train_scripts.demo import runs_of
+    from train_scripts.demo.runs import runs_of
     from train_scripts.training.run_folder import RunFolder
 
     out, _ = first_run

@@ -252,8 +252,8 @@ def test_an_old_table_without_seed_column_is_updated_without_losing_rows(tmp_pat
 
 
 def test_the_seed_is_a_column_not_part_of_the_variant():
-    from train_scripts.training.models import pix2pix
     from train_scripts.training.config import COMMON_DEFAULTS
+    from train_scripts.training.models import pix2pix
 
     config = {**COMMON_DEFAULTS, **pix2pix.SPEC.presets["quick"], "seed": 5}
     assert results.variant_of(pix2pix.SPEC, "quick", config) == "quick"

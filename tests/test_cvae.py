@@ -12,8 +12,8 @@ from data.pipeline import to_model_range
 from data.sources import open_source
 from models.cvae import CVAE, cvae_encoder
 from models.blocks import latent_decoder
-from train_scripts.training.models import cgan, cvae
 from train_scripts.training.inference import load_trained
+from train_scripts.training.models import cgan, cvae
 from train_scripts.training.runner import main
 
 # Layer output shapes (no batch axis). The study has no CVAE table (section 3.2 is empty): these are the

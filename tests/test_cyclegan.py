@@ -14,9 +14,9 @@ from data.pipeline import to_model_range
 from data.sources import open_source
 from models.cyclegan import CycleGAN, ImagePool, LinearDecayAfter, resnet_generator
 from models.discriminators import patch_discriminator
-from train_scripts.training.models import cyclegan, pix2pix
 from train_scripts.training import callbacks
 from train_scripts.training.inference import load_trained
+from train_scripts.training.models import cyclegan, pix2pix
 from train_scripts.training.run_folder import RunFolder
 from train_scripts.training.runner import main
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from data.pipeline import to_model_range
 from data.sources import open_source
-from train_scripts.training.models import ddim
 from train_scripts.training.inference import load_trained
+from train_scripts.training.models import ddim
 from train_scripts.training.runner import main
 
 STEPS = 800

@@ -158,8 +158,8 @@ def test_mixed_precision_computes_in_half_and_keeps_float32_losses(tiny_facades,
     from data.pipeline import to_model_range
     from data.sources import open_source
     from train_scripts.training.config import build_parser, resolve_config
-    from train_scripts.training.registry import spec_for
     from train_scripts.training.devices import build_model
+    from train_scripts.training.registry import spec_for
 
     spec = spec_for(script)
     config = resolve_config(spec, build_parser(spec).parse_args(tiny_args(script, tiny_facades)))[0]

@@ -14,8 +14,8 @@ from PIL import Image
 from data.sources import open_source
 from run_helpers import needs_alexnet_weights
 from train_scripts import evaluate
-from train_scripts.training.results import COLUMNS, format_results, read_results, update_results
 from train_scripts.training.models import pix2pix
+from train_scripts.training.results import COLUMNS, format_results, read_results, update_results
 from train_scripts.training.runner import main as train_main
 
 TINY = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--batch-size", "2", "--steps", "20", "--log-every", "10",
@@ -169,8 +169,8 @@ def test_settings_that_need_retraining_or_bad_values_are_refused(run_dir, tmp_pa
 
 def test_diffusion_sampler_settings_are_typed_and_checked():
     from data.errors import I2IError
-    from train_scripts.training.models import ddim
     from train_scripts.training.config import parse_inference_settings
+    from train_scripts.training.models import ddim
 
     parsed = parse_inference_settings(ddim.SPEC, ["sampler=ddpm", "sampling-steps=50", "eta=0.5", "clip_denoised=0"])
     assert parsed == {"sampler": "ddpm", "sampling_steps": 50, "eta": 0.5, "clip_denoised": False}

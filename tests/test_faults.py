@@ -21,8 +21,8 @@ import tensorflow as tf
 from conftest import tiny_args
 
 from train_scripts.training import config as cfg
-from train_scripts.training.models import pix2pix
 from train_scripts.training import devices, run_folder, runner
+from train_scripts.training.models import pix2pix
 
 STEPS = 6
 

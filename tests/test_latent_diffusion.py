@@ -17,8 +17,8 @@ from data.errors import I2IError
 from data.pipeline import to_model_range
 from data.sources import open_source
 from run_helpers import needs_alexnet_weights
-from train_scripts.training.models import autoencoder, ddim
 from train_scripts.training.inference import load_trained
+from train_scripts.training.models import autoencoder, ddim
 from train_scripts.training.runner import main
 
 pytestmark = needs_alexnet_weights  # the autoencoder trains on the LPIPS network

@@ -19,8 +19,8 @@ from metrics.score import resampled_segmentation
 from metrics.segmentation import confusion_matrix, mean_iou, pixel_accuracy, segmentation_scores
 from metrics.weights import WeightsError
 from train_scripts import evaluate
-from train_scripts.training.results import COLUMNS, format_results, read_results
 from train_scripts.training.models import pix2pix
+from train_scripts.training.results import COLUMNS, format_results, read_results
 from train_scripts.training.runner import main as train_main
 
 

@@ -330,8 +330,8 @@ def loss_figure(path, names, run_dirs):
 
     import matplotlib.pyplot as plt
 
-    from train_scripts.training.run_folder import read_log
     from train_scripts.training.plots import loss_columns
+    from train_scripts.training.run_folder import read_log
 
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
