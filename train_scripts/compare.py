@@ -25,11 +25,9 @@ import time
 
 import pandas as pd
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from data.errors import I2IError  # noqa: E402
-from train_scripts.training.config import REPO_ROOT, workspace_root  # noqa: E402
-from train_scripts.training.registry import COMPARISON_MODELS, train_script  # noqa: E402
+from data.errors import I2IError
+from train_scripts.training.config import REPO_ROOT, workspace_root
+from train_scripts.training.registry import COMPARISON_MODELS, train_script
 
 PRESETS = {
     # preset -> (train scripts' preset, default image size)

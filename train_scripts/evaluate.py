@@ -26,13 +26,9 @@ import os
 import re
 import sys
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from data.errors import I2IError  # noqa: E402
-from train_scripts.training.config import parse_inference_settings  # noqa: E402
-from train_scripts.training.results import (COLUMNS, DEFAULT_RESULTS, format_results, read_results,  # noqa: E402
+from data.errors import I2IError
+from train_scripts.training.config import parse_inference_settings
+from train_scripts.training.results import (COLUMNS, DEFAULT_RESULTS, format_results, read_results,
                                             run_training_record, save_outputs, update_results, variant_of)
 
 

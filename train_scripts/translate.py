@@ -27,16 +27,12 @@ import sys
 import tempfile
 import warnings
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cv2
+from PIL import Image
 
-import cv2  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from data.errors import I2IError, ImageError  # noqa: E402
-from data.images import read_image  # noqa: E402
-from data.sources import resize  # noqa: E402
+from data.errors import I2IError, ImageError
+from data.images import read_image
+from data.sources import resize
 
 log = logging.getLogger("i2i")
 
