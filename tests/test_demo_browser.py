@@ -1,4 +1,4 @@
-"""demo.py in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by Playwright draws two label maps
+"""The demo in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by Playwright draws two label maps
 with the rectangle tool, translates each, and checks every model's output, "sample again", an error shown on the page
 and that the page fetched nothing but its own server."""
 

@@ -1,5 +1,5 @@
 """Export a trained run as the smallest folder that translates: its config and the weights of the networks that
-``translate`` uses, loaded like a run by translate.py, evaluate.py and demo.py.
+``translate`` uses, loaded like a run by translate.py, evaluate.py and the demo.
 
     python train_scripts/export.py RUN_DIR OUT_DIR                        # the latest weights, float32
     python train_scripts/export.py RUN_DIR OUT_DIR --precision float16    # half the size
@@ -12,7 +12,7 @@ the autoencoder's decoder and latent variance; an autoencoder run: encoder, deco
 precision, and each file's size and sha256, checked whenever the export is loaded. No discriminator, optimizer state
 or resume backup. ``--precision float16`` stores the weights in half precision; they are loaded back into float32
 networks (a real-size Pix2Pix at 256 px: outputs 65.9 dB PSNR from the float32 export's at worst, no pixel off by more
-than 1 of 255, on 10 facades val label maps; ``train_scripts/benchmark_export.py``).
+than 1 of 255, on 10 facades val label maps; ``python -m train_scripts.bench.export``).
 """
 
 import argparse
@@ -47,7 +47,7 @@ def build_parser():
     p.add_argument("--precision", default="float32", choices=PRECISIONS,
                    help="storage of the weights; float16 halves the size and is loaded back into float32 networks "
                         "(a real-size Pix2Pix at 256 px: outputs 65.9 dB PSNR from float32's at worst, no pixel off by "
-                        "more than 1 of 255, on 10 facades val label maps; benchmark_export.py)")
+                        "more than 1 of 255, on 10 facades val label maps; python -m train_scripts.bench.export)")
     p.add_argument("--step", type=int, default=None,
                    help="export the weights kept at this step (RUN_DIR/snapshots/, see --keep-every) instead of the "
                         "latest")
