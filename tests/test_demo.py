@@ -1,5 +1,5 @@
 """The demo's server (no browser): page and assets, translations equal to the run's own model, diffusion settings and
-seeds, bad uploads and requests, unloadable runs, concurrent requests, the command line
+seeds, bad uploads and requests, unloadable runs, concurrent requests and a burst of them, the command line
 (by path and as a module)."""
 
 import base64
@@ -272,6 +272,24 @@ def test_ten_requests_at_once(server, references):
         assert sorted(outputs) == sorted(SIZES)
         for name, output in outputs.items():
             np.testing.assert_array_equal(decode(output["image"]), expected[i][name], err_msg=f"{name} of map {i}")
+
+
+def test_a_burst_of_fifty_requests_is_queued_not_reset(server):
+    """50 clients connecting at the same moment all get their translation: the listen backlog queues the burst (with
+    the standard library's backlog of 5, some connections were reset)."""
+    body = json.dumps({"label": png_url(labels(1)[0]), "models": ["pix2pix"]}).encode()
+    together = threading.Barrier(50)
+
+    def one(_):
+        together.wait(timeout=120)
+        try:
+            return request(server, "POST", "/api/translate", raw=body)[0]
+        except OSError as e:  # a reset or refused connection
+            return f"{type(e).__name__}: {e}"
+
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        statuses = list(pool.map(one, range(50)))
+    assert statuses == [200] * 50, [s for s in statuses if s != 200]
 
 
 # ------------------------------------------------------------------------------------------ bad input
