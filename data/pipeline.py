@@ -6,7 +6,7 @@ The training stream is a pure function of ``(seed, sample index)``: sample ``k``
 ``(seed, k)``. So a run resumed at step ``s`` sees exactly the batches an uninterrupted run sees
 from step ``s`` on, without replaying the stream. Images are decoded once (by
 :mod:`data.sources`) and held as one uint8 tensor; the map runs in parallel and batches are
-prefetched, so the training step does not wait on input (see ``train_scripts/benchmark.py``).
+prefetched, so the training step does not wait on input (see ``train_scripts/bench/training.py``).
 """
 
 import numpy as np

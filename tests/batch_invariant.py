@@ -63,7 +63,6 @@ def patch_spec(spec):
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from train_scripts import config as cfg
-    from train_scripts import runner
+    from train_scripts.training import registry, runner
 
-    sys.exit(runner.main(patch_spec(cfg.spec_for(sys.argv[1])), sys.argv[2:]))
+    sys.exit(runner.main(patch_spec(registry.spec_for(sys.argv[1])), sys.argv[2:]))

@@ -29,30 +29,21 @@ def repo_dir():
 
 # ------------------------------------------------------------------ tiny training runs (the glue's tests)
 
-GLUE_MODULES = {"__init__", "config", "run_folder", "devices", "runner", "callbacks", "inference", "validation",
-                "plots", "benchmark", "benchmark_metrics", "evaluate", "compare", "translate"}
 # Model flags that shrink a network or its side costs, used where a script has them.
 TINY_FLAGS = {"ngf": "8", "ndf": "8", "widths": "8,16", "res_blocks": "1", "sampling_steps": "2", "kid_every": "0"}
 
 
 def train_script_names():
-    """Every train script in train_scripts/ (a module that declares ``SPEC = ModelSpec(...)``), found at collection."""
-    import glob
-    import re
+    """Every model with a train script (``train_scripts/<name>.py``), from the model registry."""
+    from train_scripts.training.registry import model_names
 
-    names = []
-    for path in sorted(glob.glob(os.path.join(REPO, "train_scripts", "*.py"))):
-        name = os.path.basename(path)[:-3]
-        with open(path) as f:
-            if name not in GLUE_MODULES and re.search(r"^SPEC\s*=\s*ModelSpec\(", f.read(), re.M):
-                names.append(name)
-    return names
+    return model_names()
 
 
 def tiny_args(script, data, steps=2, batch_size=2, image_size=32):
     """Command-line flags for a tiny run of ``script``: its ``tiny`` preset if it has one, else ``quick``, at
     ``image_size`` px, with the flags of TINY_FLAGS it accepts; one step per logged row and checkpoint."""
-    from train_scripts.config import spec_for
+    from train_scripts.training.registry import spec_for
 
     spec = spec_for(script)
     args = ["--preset", "tiny" if "tiny" in spec.presets else "quick", "--data", str(data),

@@ -198,14 +198,15 @@ SCRIPTS = train_script_names()
 
 
 def _main(script, args):
-    from train_scripts.config import spec_for
-    from train_scripts.runner import main
+    from train_scripts.training.registry import spec_for
+    from train_scripts.training.runner import main
 
     return main(spec_for(script), args)
 
 
 def _tiny_config(script, args):
-    from train_scripts.config import build_parser, resolve_config, spec_for
+    from train_scripts.training.config import build_parser, resolve_config
+    from train_scripts.training.registry import spec_for
 
     spec = spec_for(script)
     return resolve_config(spec, build_parser(spec).parse_args(args))[0]
@@ -237,7 +238,7 @@ def test_foreign_or_unreadable_run_folder_is_refused(tmp_path, tiny_facades, cap
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_resuming_at_another_resolution_is_refused(tmp_path, tiny_facades, capsys, script):
-    from train_scripts.run_folder import RunFolder
+    from train_scripts.training.run_folder import RunFolder
 
     out = tmp_path / "run"
     args = tiny_args(script, tiny_facades, image_size=32) + ["--out", str(out)]
@@ -307,9 +308,9 @@ def test_corrupt_backup_names_the_file_and_offers_a_new_out(trained_copy, tiny_f
 def test_missing_corrupt_or_foreign_weights_in_load_trained(trained_copy, script):
     import keras
 
-    from train_scripts.config import spec_for
-    from train_scripts.devices import build_model
-    from train_scripts.inference import load_trained
+    from train_scripts.training.devices import build_model
+    from train_scripts.training.inference import load_trained
+    from train_scripts.training.registry import spec_for
 
     run = trained_copy(script)
     weights = run / "model.weights.h5"
@@ -357,7 +358,7 @@ def test_backup_state_unreadable_or_pointing_at_a_missing_file(trained_copy, tin
 
 @pytest.mark.parametrize("value, problem", [("widths=24,48", "not JSON"), ("[24, 48]", "JSON object")])
 def test_benchmark_set_that_is_not_a_json_object_is_refused_before_any_timing(value, problem, capsys):
-    from train_scripts import benchmark
+    from train_scripts.bench import training as benchmark
 
     with pytest.raises(SystemExit) as e:
         benchmark.main(["--model", "ddim", "--set", value])

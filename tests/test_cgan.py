@@ -14,9 +14,9 @@ from data.pipeline import to_model_range
 from data.sources import open_source
 from models.cgan import CGAN, cgan_generator
 from models.discriminators import patch_discriminator
-from train_scripts import cgan, cvae
-from train_scripts.inference import load_trained
-from train_scripts.runner import main
+from train_scripts.training.inference import load_trained
+from train_scripts.training.models import cgan, cvae
+from train_scripts.training.runner import main
 
 # Generator layer output shapes (no batch axis): the pix2pix encoder rows of Table 1 down to 4x4, the noise
 # projected to 4x4, then CT-IN-R blocks without skips. The discriminator is Table 1's PatchGAN (30x30 at 256).

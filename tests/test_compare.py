@@ -12,8 +12,9 @@ from PIL import Image
 
 from run_helpers import needs_alexnet_weights
 from train_scripts import compare
+from train_scripts.training import registry
 
-MODELS = list(compare.MODELS)
+MODELS = list(registry.COMPARISON_MODELS)
 N_SAMPLES = 3
 N_VAL = 10
 
@@ -50,7 +51,7 @@ def test_every_output_is_written_with_one_finite_row_per_model(first_run):
     with open(results / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     named = {"ddim-latent": "ddim-latent"}  # evaluate.py names the DDIM on latents apart from the pixel DDIM
-    assert sorted(r["model"] for r in rows) == sorted(named.get(m, compare.MODELS[m][0]) for m in MODELS)
+    assert sorted(r["model"] for r in rows) == sorted(named.get(m, registry.COMPARISON_MODELS[m][0]) for m in MODELS)
     assert len({(r["model"], r["variant"]) for r in rows}) == len(MODELS)  # pix2pix bce and lsgan apart
     for row in rows:
         assert row["split"] == "val" and row["n_images"] == str(N_VAL) and row["resolution"] == "32x32"
@@ -91,8 +92,8 @@ def test_a_second_run_reuses_finished_runs(first_run, repo_dir):
 @needs_alexnet_weights
 def test_the_latent_ddim_is_trained_on_its_own_autoencoder_and_counts_its_time(first_run):
     """Its row's wall time is its DDIM's plus its autoencoder's; folders of runs skip the autoencoder."""
-    from train_scripts.demo import runs_of
-    from train_scripts.run_folder import RunFolder
+    from train_scripts.demo.runs import runs_of
+    from train_scripts.training.run_folder import RunFolder
 
     out, _ = first_run
     runs = out / "runs"

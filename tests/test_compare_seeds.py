@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from train_scripts import compare, evaluate
+from train_scripts import compare
+from train_scripts.training import results
 
 MODELS = ["cvae", "pix2pix-bce"]  # the two smallest quick networks
 SEEDS = [0, 1]
@@ -242,24 +243,24 @@ def _row(seed, psnr):
 def test_an_old_table_without_seed_column_is_updated_without_losing_rows(tmp_path):
     path = tmp_path / "metrics.csv"
     path.write_text(OLD_TABLE)
-    assert evaluate.read_results(str(path)).shape[0] == 1  # it loads
+    assert results.read_results(str(path)).shape[0] == 1  # it loads
     # same model, variant, data, split, resolution and backbone as the old row: seeded rows come beside it
-    evaluate.update_results(str(path), _row(0, 10.0))
-    evaluate.update_results(str(path), _row(1, 11.0))
-    evaluate.update_results(str(path), _row(0, 12.0))  # seed 0 scored again: replaced
+    results.update_results(str(path), _row(0, 10.0))
+    results.update_results(str(path), _row(1, 11.0))
+    results.update_results(str(path), _row(0, 12.0))  # seed 0 scored again: replaced
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert table[["seed", "psnr"]].values.tolist() == [["", "13.2554"], ["1", "11"], ["0", "12"]]
-    assert table.loc[0, "fid"] == "113.848" and list(table.columns) == list(evaluate.COLUMNS)
+    assert table.loc[0, "fid"] == "113.848" and list(table.columns) == list(results.COLUMNS)
     # an empty seed matches an empty seed only: a row of no known seed replaces the old row
-    evaluate.update_results(str(path), _row(None, 9.0))
+    results.update_results(str(path), _row(None, 9.0))
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert table[["seed", "psnr"]].values.tolist() == [["1", "11"], ["0", "12"], ["", "9"]]
 
 
 def test_the_seed_is_a_column_not_part_of_the_variant():
-    from train_scripts import pix2pix
-    from train_scripts.config import COMMON_DEFAULTS
+    from train_scripts.training.config import COMMON_DEFAULTS
+    from train_scripts.training.models import pix2pix
 
     config = {**COMMON_DEFAULTS, **pix2pix.SPEC.presets["quick"], "seed": 5}
-    assert evaluate.variant_of(pix2pix.SPEC, "quick", config) == "quick"
-    assert evaluate.variant_of(pix2pix.SPEC, "quick", {**config, "ngf": 8}) == "quick ngf=8"
+    assert results.variant_of(pix2pix.SPEC, "quick", config) == "quick"
+    assert results.variant_of(pix2pix.SPEC, "quick", {**config, "ngf": 8}) == "quick ngf=8"

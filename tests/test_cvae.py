@@ -12,9 +12,9 @@ from data.pipeline import to_model_range
 from data.sources import open_source
 from models.blocks import latent_decoder
 from models.cvae import CVAE, cvae_encoder
-from train_scripts import cgan, cvae
-from train_scripts.inference import load_trained
-from train_scripts.runner import main
+from train_scripts.training.inference import load_trained
+from train_scripts.training.models import cgan, cvae
+from train_scripts.training.runner import main
 
 # Layer output shapes (no batch axis). The study has no CVAE table (section 3.2 is empty): these are the
 # pix2pix encoder rows of Table 1 down to 4x4 and their mirror, as models/cvae.py describes.

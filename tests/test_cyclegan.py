@@ -14,10 +14,11 @@ from data.sources import open_source
 from models.cyclegan import CycleGAN, ImagePool, LinearDecayAfter, resnet_generator
 from models.discriminators import patch_discriminator
 from run_helpers import run, saved_epoch, start_and_stop, steps_logged, weights
-from train_scripts import callbacks, cyclegan, pix2pix
-from train_scripts.inference import load_trained
-from train_scripts.run_folder import RunFolder
-from train_scripts.runner import main
+from train_scripts.training import callbacks
+from train_scripts.training.inference import load_trained
+from train_scripts.training.models import cyclegan, pix2pix
+from train_scripts.training.run_folder import RunFolder
+from train_scripts.training.runner import main
 
 # --------------------------------------------------------------------------------------------- networks
 

@@ -18,9 +18,9 @@ import pytest
 
 from data.pipeline import to_model_range
 from data.sources import open_source
-from train_scripts import ddim
-from train_scripts.inference import load_trained
-from train_scripts.runner import main
+from train_scripts.training.inference import load_trained
+from train_scripts.training.models import ddim
+from train_scripts.training.runner import main
 
 STEPS = 800
 ARGS = ["--image-size", "32", "--widths", "16,32,64", "--steps", str(STEPS), "--log-every", "100",

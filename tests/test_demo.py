@@ -1,5 +1,6 @@
-"""demo.py's server (no browser): page and assets, translations equal to the run's own model, diffusion settings and
-seeds, bad uploads and requests, unloadable runs, concurrent requests, the command line."""
+"""The demo's server (no browser): page and assets, translations equal to the run's own model, diffusion settings and
+seeds, bad uploads and requests, unloadable runs, concurrent requests and a burst of them, the command line
+(by path and as a module)."""
 
 import base64
 import concurrent.futures
@@ -26,9 +27,13 @@ from data.layouts import find_pairs
 from data.pipeline import to_model_range, to_uint8
 from data.sources import read_pair, resize
 from data.synthetic import PALETTE, make_pairs
-from train_scripts import cvae, ddim, demo, pix2pix
-from train_scripts.inference import load_trained
-from train_scripts.runner import main as train_main
+from train_scripts.demo.app import DemoApp, Examples
+from train_scripts.demo.runs import display_names, finished_runs, resolve_runs
+from train_scripts.demo.server import PAGE_DIR, make_server
+from train_scripts.demo.translators import load_models
+from train_scripts.training.inference import load_trained
+from train_scripts.training.models import cvae, ddim, pix2pix
+from train_scripts.training.runner import main as train_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = {"pix2pix": 32, "ddim": 32, "cvae": 16}  # the canvas is the largest: 32
@@ -54,12 +59,12 @@ def runs(tmp_path_factory, tiny_facades):
 @pytest.fixture(scope="module")
 def server(runs):
     """The demo app on a free 127.0.0.1 port, serving from a thread of this process."""
-    run_dirs, problems = demo.resolve_runs([str(runs.compare), str(runs.bad / "missing-weights"),
+    run_dirs, problems = resolve_runs([str(runs.compare), str(runs.bad / "missing-weights"),
                                             str(runs.bad / "no-such-model")], "unused")
     assert not problems
-    models, failures = demo.load_models(run_dirs)
-    app = demo.DemoApp(models, failures, max_body_bytes=4 * 2 ** 20)
-    httpd = demo.make_server(app, 0)
+    models, failures = load_models(run_dirs)
+    app = DemoApp(models, failures, max_body_bytes=4 * 2 ** 20)
+    httpd = make_server(app, 0)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     port = httpd.server_address[1]
@@ -134,8 +139,8 @@ def test_page_assets_and_model_list(server, runs):
     for path, kind in (("/demo.js", "text/javascript"), ("/demo.css", "text/css")):
         status, body, response = request(server, "GET", path)
         assert status == 200 and response.getheader("Content-Type").startswith(kind) and len(body) > 1000
-    for name in os.listdir(demo.PAGE_DIR):  # offline: no URL of any other host in the page's files
-        with open(os.path.join(demo.PAGE_DIR, name)) as f:
+    for name in os.listdir(PAGE_DIR):  # offline: no URL of any other host in the page's files
+        with open(os.path.join(PAGE_DIR, name)) as f:
             assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", f.read(), re.I), name
     status, info, _ = request(server, "GET", "/api/models")
     assert status == 200
@@ -173,7 +178,7 @@ def test_examples_come_from_the_runs_data_folder_or_the_synthetic_generator(serv
     np.testing.assert_array_equal(decode(example["image"]), expected)
     status, bad, _ = request(server, "GET", "/api/example?index=x")
     assert status == 400 and "integer" in bad["error"]
-    synthetic = demo.Examples([types.SimpleNamespace(config={"data": "synthetic"})], 24)
+    synthetic = Examples([types.SimpleNamespace(config={"data": "synthetic"})], 24)
     label, name = synthetic.get(3)
     np.testing.assert_array_equal(label, make_pairs(1, size=24, seed=0, start=403)[0][0])
     assert "synthetic" in name
@@ -212,7 +217,7 @@ def test_each_output_is_scored_against_the_drawn_label_map(server):
     assert status == 200 and payload["segmentation"]["available"] is False
     assert "unavailable" in payload["segmentation"]["note"] and payload["outputs"][0]["segmentation"] is None
     parser = FacadeParser(facade_parser_network(32, 4), 32)  # untrained: the wiring does not depend on what it learnt
-    app = demo.DemoApp(list(server.app.models.values()), [], parser=parser)
+    app = DemoApp(list(server.app.models.values()), [], parser=parser)
     assert app.describe()["segmentation"] == {"available": True, "note": ""}
     response = app.translate({"label": png_url(label), "models": ["pix2pix", "ddim"]})
     assert response["segmentation"]["available"] is True
@@ -274,6 +279,24 @@ def test_ten_requests_at_once(server, references):
         assert sorted(outputs) == sorted(SIZES)
         for name, output in outputs.items():
             np.testing.assert_array_equal(decode(output["image"]), expected[i][name], err_msg=f"{name} of map {i}")
+
+
+def test_a_burst_of_fifty_requests_is_queued_not_reset(server):
+    """50 clients connecting at the same moment all get their translation: the listen backlog queues the burst (with
+    the standard library's backlog of 5, some connections were reset)."""
+    body = json.dumps({"label": png_url(labels(1)[0]), "models": ["pix2pix"]}).encode()
+    together = threading.Barrier(50)
+
+    def one(_):
+        together.wait(timeout=120)
+        try:
+            return request(server, "POST", "/api/translate", raw=body)[0]
+        except OSError as e:  # a reset or refused connection
+            return f"{type(e).__name__}: {e}"
+
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        statuses = list(pool.map(one, range(50)))
+    assert statuses == [200] * 50, [s for s in statuses if s != 200]
 
 
 # ------------------------------------------------------------------------------------------ bad input
@@ -366,19 +389,19 @@ def test_default_runs_are_the_finished_ones_newest_first(tmp_path):
     mid = run(tmp_path / "compare-x" / "cvae", True, 100)
     run(tmp_path / "unfinished", False, 0)
     run(tmp_path / "never-started", None, 0)
-    assert demo.finished_runs(str(tmp_path)) == [new, mid, old]
-    assert demo.resolve_runs([], str(tmp_path)) == ([new, mid, old], [])
-    assert demo.resolve_runs([str(tmp_path / "compare-x"), old], "x") == ([mid, new, old], [])  # compare order
-    runs_, problems = demo.resolve_runs([str(tmp_path / "nothing"), str(tmp_path / "a-old" / "samples")], "x")
+    assert finished_runs(str(tmp_path)) == [new, mid, old]
+    assert resolve_runs([], str(tmp_path)) == ([new, mid, old], [])
+    assert resolve_runs([str(tmp_path / "compare-x"), old], "x") == ([mid, new, old], [])  # compare order
+    runs_, problems = resolve_runs([str(tmp_path / "nothing"), str(tmp_path / "a-old" / "samples")], "x")
     assert runs_ == [] and [p for _, p in problems] == [
         "no such folder", "not a run folder (no config.json) and no run folders in it"]
-    assert demo.display_names(["/r/c1/pix2pix", "/r/c2/pix2pix", "/r/c2/ddim"]) == ["pix2pix", "c2/pix2pix", "ddim"]
+    assert display_names(["/r/c1/pix2pix", "/r/c2/pix2pix", "/r/c2/ddim"]) == ["pix2pix", "c2/pix2pix", "ddim"]
 
 
 @pytest.mark.slow
 def test_command_line_serves_on_localhost_and_reports_bad_runs(runs, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "train_scripts/demo.py", str(runs.compare / "pix2pix"),
+    proc = subprocess.Popen([sys.executable, "train_scripts/demo", str(runs.compare / "pix2pix"),
                              str(runs.bad / "missing-weights"), str(tmp_path / "nothing"), "--port", "0"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=open(tmp_path / "stderr", "w"), text=True,
                             env=env)
@@ -405,6 +428,6 @@ def test_command_line_serves_on_localhost_and_reports_bad_runs(runs, tmp_path):
     log = (tmp_path / "stderr").read_text()
     assert "cannot load" in log and "model.weights.h5: missing" in log and "nothing: no such folder" in log
     assert "Traceback" not in log
-    done = subprocess.run([sys.executable, "train_scripts/demo.py", "--port", "70000"], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, "-m", "train_scripts.demo", "--port", "70000"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "error: --port must be between 0 and 65535" in done.stderr

@@ -1,4 +1,4 @@
-"""demo.py in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by Playwright draws two label maps
+"""The demo in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by Playwright draws two label maps
 with the rectangle tool, translates each, and checks every model's output, "sample again", an error shown on the page
 and that the page fetched nothing but its own server."""
 
@@ -14,8 +14,11 @@ from PIL import Image
 
 from conftest import tiny_args
 from data.synthetic import PALETTE
-from train_scripts import ddim, demo, pix2pix
-from train_scripts.runner import main as train_main
+from train_scripts.demo.app import DemoApp
+from train_scripts.demo.server import make_server
+from train_scripts.demo.translators import load_models
+from train_scripts.training.models import ddim, pix2pix
+from train_scripts.training.runner import main as train_main
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -35,8 +38,8 @@ def server(tmp_path_factory, tiny_facades):
     root = tmp_path_factory.mktemp("demo_browser_runs")
     for name, spec in (("pix2pix", pix2pix.SPEC), ("ddim", ddim.SPEC)):
         assert train_main(spec, [*tiny_args(name, tiny_facades, image_size=SIZE), "--out", str(root / name)]) == 0
-    models, failures = demo.load_models([str(root / "pix2pix"), str(root / "ddim")])
-    httpd = demo.make_server(demo.DemoApp(models, failures), 0)
+    models, failures = load_models([str(root / "pix2pix"), str(root / "ddim")])
+    httpd = make_server(DemoApp(models, failures), 0)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield types.SimpleNamespace(url=f"http://127.0.0.1:{httpd.server_address[1]}/")
     httpd.shutdown()

@@ -18,9 +18,9 @@ from models.diffusion import study_unet
 from models.diffusion.model import DiffusionModel
 from models.diffusion.predictions import noise_from_prediction
 from run_helpers import needs_alexnet_weights, run, saved_epoch, start_and_stop, steps_logged, weights
-from train_scripts import ddim
-from train_scripts.run_folder import RunFolder
-from train_scripts.runner import main
+from train_scripts.training.models import ddim
+from train_scripts.training.run_folder import RunFolder
+from train_scripts.training.runner import main
 
 SIZE = 32
 TINY_NET = dict(image_size=SIZE, widths=(4, 8), sampling_steps=3)
@@ -248,7 +248,7 @@ def test_paper_preset_is_table_6_with_the_table_4_network():
 def test_unconditional_flag(tmp_path):
     args = ddim.cli_arguments(["--unconditional", "--print-config"])
     assert main(ddim.SPEC, args) == 0
-    from train_scripts.config import build_parser, resolve_config
+    from train_scripts.training.config import build_parser, resolve_config
 
     config, _ = resolve_config(ddim.SPEC, build_parser(ddim.SPEC).parse_args(args))
     assert config["conditional"] is False

@@ -42,11 +42,10 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 sys.path.insert(0, "tests")
 from batch_invariant import patch_spec
-from train_scripts import config as cfg
-from train_scripts import runner
+from train_scripts.training import registry, runner
 
 script, out, *args = sys.argv[1:]
-spec = patch_spec(cfg.spec_for(script))
+spec = patch_spec(registry.spec_for(script))
 for strategy in ("default", "mirrored"):  # in one process: the second run builds its model afresh, same seed
     code = runner.main(spec, [*args, "--strategy", strategy, "--out", os.path.join(out, strategy)])
     if code:
@@ -161,8 +160,9 @@ def test_mixed_precision_computes_in_half_and_keeps_float32_losses(tiny_facades,
 
     from data.pipeline import to_model_range
     from data.sources import open_source
-    from train_scripts.config import build_parser, resolve_config, spec_for
-    from train_scripts.devices import build_model
+    from train_scripts.training.config import build_parser, resolve_config
+    from train_scripts.training.devices import build_model
+    from train_scripts.training.registry import spec_for
 
     spec = spec_for(script)
     config = resolve_config(spec, build_parser(spec).parse_args(tiny_args(script, tiny_facades)))[0]

@@ -13,8 +13,10 @@ from PIL import Image
 
 from data.sources import open_source
 from run_helpers import needs_alexnet_weights
-from train_scripts import evaluate, pix2pix
-from train_scripts.runner import main as train_main
+from train_scripts import evaluate
+from train_scripts.training.models import pix2pix
+from train_scripts.training.results import COLUMNS, format_results, read_results, update_results
+from train_scripts.training.runner import main as train_main
 
 TINY = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--batch-size", "2", "--steps", "20", "--log-every", "10",
         "--checkpoint-every", "20", "--sample-every", "20", "--verbose", "0"]
@@ -40,7 +42,7 @@ def test_scores_a_run_and_writes_its_row(run_dir, tmp_path, capsys):
     rows = _rows(results)
     assert len(rows) == 1
     row = rows[0]
-    assert list(row)[:15] == list(evaluate.COLUMNS[:15])  # the table's first columns, in their order
+    assert list(row)[:15] == list(COLUMNS[:15])  # the table's first columns, in their order
     assert (row["model"], row["split"], row["resolution"], row["n_images"]) == ("pix2pix", "test", "32x32", "106")
     assert row["variant"] == "quick batch_size=2 image_size=32 ndf=8 ngf=8" and row["backbone"] == "alexnet"
     assert row["train_steps"] == "20" and float(row["wall_time_s"]) > 0 and row["commit"]
@@ -226,8 +228,8 @@ def test_settings_that_need_retraining_or_bad_values_are_refused(run_dir, tmp_pa
 
 def test_diffusion_sampler_settings_are_typed_and_checked():
     from data.errors import I2IError
-    from train_scripts import ddim
-    from train_scripts.config import parse_inference_settings
+    from train_scripts.training.config import parse_inference_settings
+    from train_scripts.training.models import ddim
 
     parsed = parse_inference_settings(ddim.SPEC, ["sampler=ddpm", "sampling-steps=50", "eta=0.5", "clip_denoised=0"])
     assert parsed == {"sampler": "ddpm", "sampling_steps": 50, "eta": 0.5, "clip_denoised": False}
@@ -242,7 +244,7 @@ def test_diffusion_sampler_settings_are_typed_and_checked():
 def test_an_old_table_without_interval_columns_loads_and_keeps_its_rows(tmp_path):
     """A metrics.csv written before the interval columns: its rows survive an update, with empty intervals."""
     results = tmp_path / "metrics.csv"
-    old_columns = evaluate.COLUMNS[:evaluate.COLUMNS.index("run_dir") + 1]
+    old_columns = COLUMNS[:COLUMNS.index("run_dir") + 1]
     assert "psnr_lo" not in old_columns and "n_resamples" not in old_columns
     with open(results, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
@@ -251,18 +253,18 @@ def test_an_old_table_without_interval_columns_loads_and_keeps_its_rows(tmp_path
             values = {"model": model, "variant": "paper", "split": "test", "resolution": "256x256",
                       "n_images": "106", "psnr": psnr, "fid": "201.5", "backbone": "fid-inception", "data": "facades"}
             writer.writerow([values.get(c, "") for c in old_columns])
-    assert len(evaluate.read_results(results)) == 2
+    assert len(read_results(results)) == 2
     new = {"model": "pix2pix", "variant": "paper", "split": "test", "resolution": "256x256", "n_images": 106,
            "psnr": 14.0, "psnr_lo": 13.5, "psnr_hi": 14.5, "fid": 190.0, "fid_lo": 180.25, "fid_hi": 199.5,
            "backbone": "fid-inception", "data": "facades", "n_resamples": 1000}
-    table = evaluate.update_results(results, new)
+    table = update_results(results, new)
     rows = _rows(results)
-    assert list(rows[0]) == list(evaluate.COLUMNS)
+    assert list(rows[0]) == list(COLUMNS)
     assert [(r["model"], r["psnr"], r["fid"]) for r in rows] == [("cvae", "12.5", "201.5"), ("cgan", "13.25", "201.5"),
                                                                  ("pix2pix", "14", "190")]
     assert all(rows[i][c] == "" for i in (0, 1) for c in ("psnr_lo", "psnr_hi", "fid_lo", "n_resamples"))
     assert (rows[2]["psnr_lo"], rows[2]["psnr_hi"], rows[2]["fid_hi"], rows[2]["n_resamples"]) == (
         "13.5", "14.5", "199.5", "1000")
-    printed = evaluate.format_results(table).splitlines()
+    printed = format_results(table).splitlines()
     assert "14 [13.5, 14.5]" in printed[3] and "190 [180.2, 199.5]" in printed[3]
     assert "12.5" in printed[1] and "[" not in printed[1]

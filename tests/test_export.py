@@ -16,11 +16,14 @@ from data.sources import open_source
 from data.synthetic import make_pairs
 from metrics.image_quality import psnr
 from run_helpers import log_rows
-from train_scripts import autoencoder, demo, evaluate, export, translate
-from train_scripts.config import spec_for
-from train_scripts.export_folder import sha256_of
-from train_scripts.inference import load_trained, translate_split
-from train_scripts.runner import main as train_main
+from train_scripts import evaluate, export, translate
+from train_scripts.demo.runs import finished_runs
+from train_scripts.demo.translators import load_models
+from train_scripts.training.export_folder import sha256_of
+from train_scripts.training.inference import load_trained, translate_split
+from train_scripts.training.models import autoencoder
+from train_scripts.training.registry import spec_for
+from train_scripts.training.runner import main as train_main
 
 SIZE = 32
 VARIANTS = [*train_script_names(), "ddim-latent"]
@@ -175,12 +178,12 @@ def test_evaluate_scores_an_export_with_its_runs_training_record(variant, traine
 @pytest.mark.slow
 def test_the_demo_serves_an_export_as_its_run(trained, pix2pix_export, tmp_path):
     label = make_pairs(1, size=SIZE, seed=0, start=400)[0][0]
-    models, failures = demo.load_models([str(pix2pix_export), str(trained("pix2pix"))], warmup=False)
+    models, failures = load_models([str(pix2pix_export), str(trained("pix2pix"))], warmup=False)
     assert not failures and models[0].finished and models[0].run_dir == str(pix2pix_export)
     np.testing.assert_array_equal(models[0].translate(label)[0], models[1].translate(label)[0])
     root = tmp_path / "runs"
     shutil.copytree(pix2pix_export, root / "exported")
-    assert demo.finished_runs(str(root)) == [str(root / "exported")]
+    assert finished_runs(str(root)) == [str(root / "exported")]
 
 
 # ------------------------------------------------------------------------------------------ refusals

@@ -21,8 +21,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_args
-from train_scripts import config as cfg
-from train_scripts import devices, pix2pix, run_folder, runner
+from train_scripts.training import config as cfg
+from train_scripts.training import devices, run_folder, runner
+from train_scripts.training.models import pix2pix
 
 STEPS = 6
 

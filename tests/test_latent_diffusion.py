@@ -17,9 +17,9 @@ from data.errors import I2IError
 from data.pipeline import to_model_range
 from data.sources import open_source
 from run_helpers import needs_alexnet_weights
-from train_scripts import autoencoder, ddim
-from train_scripts.inference import load_trained
-from train_scripts.runner import main
+from train_scripts.training.inference import load_trained
+from train_scripts.training.models import autoencoder, ddim
+from train_scripts.training.runner import main
 
 pytestmark = needs_alexnet_weights  # the autoencoder trains on the LPIPS network
 
@@ -138,7 +138,7 @@ def test_latent_ddim_killed_run_resumes_to_the_same_end(autoencoder_run, tmp_pat
 def test_bad_autoencoder_runs_are_refused_before_a_run_folder_is_made(autoencoder_run, tmp_path, tiny_facades,
                                                                        capsys):
     other = tmp_path / "pix2pix"
-    from train_scripts import pix2pix
+    from train_scripts.training.models import pix2pix
 
     assert main(pix2pix.SPEC, ["--data", str(tiny_facades), "--image-size", "32", "--ngf", "8", "--ndf", "8",
                                "--steps", "1", "--log-every", "1", "--checkpoint-every", "1", "--sample-every", "1",
@@ -163,7 +163,7 @@ def test_translate_refuses_an_autoencoder_run(tmp_path, capsys):
     """An autoencoder reconstructs photos: translating label maps with it is refused, naming the run and what to do."""
     from models.autoencoder import KLAutoencoder
     from train_scripts import translate
-    from train_scripts.run_folder import RunFolder
+    from train_scripts.training.run_folder import RunFolder
 
     config = {**autoencoder.PRESETS["quick"], "image_size": 32, "widths": [8, 16]}
     run = RunFolder(str(tmp_path / "ae"))

@@ -18,7 +18,7 @@ import pytest
 from conftest import tiny_args
 from data.errors import I2IError
 from test_distribute import read_weights
-from train_scripts.cluster import join_cluster, local_tf_configs, read_tf_config
+from train_scripts.training.cluster import join_cluster, local_tf_configs, read_tf_config
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 

@@ -10,9 +10,9 @@ import pytest
 
 from data.pipeline import to_model_range
 from data.sources import open_source
-from train_scripts import pix2pix
-from train_scripts.inference import load_trained
-from train_scripts.runner import main
+from train_scripts.training.inference import load_trained
+from train_scripts.training.models import pix2pix
+from train_scripts.training.runner import main
 
 STEPS = 200  # the quick preset's config; its validation L1 has flattened out by this step
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from train_scripts import pix2pix
+from train_scripts.training.models import pix2pix
 
 
 def softplus(x):

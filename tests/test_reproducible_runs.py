@@ -13,8 +13,9 @@ import numpy as np
 
 from conftest import tiny_args
 from run_helpers import steps_logged, weights
-from train_scripts import pix2pix, runner
-from train_scripts.config import COMMON_DEFAULTS
+from train_scripts.training import runner
+from train_scripts.training.config import COMMON_DEFAULTS
+from train_scripts.training.models import pix2pix
 
 STEPS = 4
 _RUNS = {}  # seed -> folder of a finished run, trained once per module

@@ -18,8 +18,10 @@ from metrics.facade_parser import ENV_VAR, save_facade_parser
 from metrics.score import resampled_segmentation
 from metrics.segmentation import confusion_matrix, mean_iou, pixel_accuracy, segmentation_scores
 from metrics.weights import WeightsError
-from train_scripts import evaluate, pix2pix
-from train_scripts.runner import main as train_main
+from train_scripts import evaluate
+from train_scripts.training.models import pix2pix
+from train_scripts.training.results import COLUMNS, format_results, read_results
+from train_scripts.training.runner import main as train_main
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +175,7 @@ def test_evaluate_writes_the_columns(parser_dir, tmp_path, monkeypatch):
                                      "--verbose", "0", "--out", str(run)]) == 0
     results = tmp_path / "metrics.csv"
     with open(results, "w") as f:  # a table written before the segmentation score
-        f.write(",".join(evaluate.COLUMNS[:evaluate.COLUMNS.index("seg_miou")]) + "\n")
+        f.write(",".join(COLUMNS[:COLUMNS.index("seg_miou")]) + "\n")
         f.write("old,quick,test,32x32,106,20,0.5,,,,,,10,1,abc,synthetic,0,,old-run,,,,,,,,,,,\n")
     assert evaluate.main([str(run), "--metrics", "psnr,segmentation", "--parser", str(parser_dir), "--results",
                           str(results), "--resamples", "50"]) == 0
@@ -192,4 +194,4 @@ def test_evaluate_writes_the_columns(parser_dir, tmp_path, monkeypatch):
     assert float(row["seg_acc_lo"]) <= float(row["seg_acc"]) <= float(row["seg_acc_hi"])
     assert full["segmentation"]["per_class_iou"] == pytest.approx(expected["per_class_iou"])
     assert np.allclose(full["segmentation"]["per_image"]["seg_acc"], expected["per_image"]["seg_acc"])
-    assert "seg_miou" in evaluate.format_results(evaluate.read_results(results))
+    assert "seg_miou" in format_results(read_results(results))

@@ -12,9 +12,10 @@ from conftest import tiny_args
 from data.images import read_image
 from data.sources import resize
 from data.synthetic import make_pairs
-from train_scripts import ddim, pix2pix, translate
-from train_scripts.inference import load_trained
-from train_scripts.runner import main as train_main
+from train_scripts import translate
+from train_scripts.training.inference import load_trained
+from train_scripts.training.models import ddim, pix2pix
+from train_scripts.training.runner import main as train_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 32

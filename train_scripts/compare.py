@@ -25,24 +25,10 @@ import time
 
 import pandas as pd
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from data.errors import I2IError
+from train_scripts.training.config import REPO_ROOT, workspace_root
+from train_scripts.training.registry import COMPARISON_MODELS, train_script
 
-from data.errors import I2IError  # noqa: E402
-from train_scripts.config import REPO_ROOT, workspace_root  # noqa: E402
-
-# comparison name -> (train script, flags that make the variant)
-MODELS = {
-    "cvae": ("cvae", []),
-    "cgan": ("cgan", []),
-    "pix2pix-lsgan": ("pix2pix", ["--gan-loss", "lsgan"]),
-    "pix2pix-bce": ("pix2pix", ["--gan-loss", "bce"]),
-    "cyclegan": ("cyclegan", []),
-    "ddim": ("ddim", []),
-    # the x_0 error weighted by clip(SNR, 1, 5): the DDIM of results/facades-64px-1core-budget150-200
-    "ddim-clipped-snr": ("ddim", ["--loss-weighting", "clipped-snr"]),
-    # the DDIM on the latents of an autoencoder that is trained first, as part of its budget (LATENT_PRESETS)
-    "ddim-latent": ("ddim", []),
-}
 PRESETS = {
     # preset -> (train scripts' preset, default image size)
     "quick": ("quick", 64),
@@ -68,9 +54,10 @@ class CompareError(I2IError):
 
 def parse_models(text):
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in MODELS]
+    unknown = [n for n in names if n not in COMPARISON_MODELS]
     if unknown or not names:
-        raise CompareError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from {','.join(MODELS)}")
+        raise CompareError(f"unknown model(s) {', '.join(unknown) or '(none)'}; "
+                           f"choose from {','.join(COMPARISON_MODELS)}")
     return names
 
 
@@ -104,7 +91,7 @@ def train_stages(name, args, seed=None):
     """The trainings of one model of the comparison, in order: ``[(stage name, run folder, command line)]`` -- one,
     or for ``ddim-latent`` its autoencoder on ``--latent-share`` of the budget, then the DDIM on the rest.
     ``seed``: a seed of ``--seeds`` (run folders of its own); None: ``--seed``, if given, in ``<runs>/<name>/``."""
-    script, variant = MODELS[name]
+    script, variant = COMPARISON_MODELS[name]
     preset, default_size = PRESETS[args.preset]
     out = os.path.join(args.runs, run_name(name, seed))
     train_seed = args.seed if seed is None else seed
@@ -124,7 +111,7 @@ def script_command(script, preset, variant, out, args, budget_minutes, seed=None
     """The command line of one train script at the comparison's data, size, split, steps and ``seed`` (None: the
     script's preset's)."""
     size = args.image_size or PRESETS[args.preset][1]
-    cmd = [sys.executable, os.path.join(REPO_ROOT, "train_scripts", f"{script}.py"), "--preset", preset, *variant,
+    cmd = [sys.executable, train_script(script), "--preset", preset, *variant,
            "--data", args.data, "--image-size", str(size), "--eval-split", args.split, "--out", out, "--verbose", "2"]
     if budget_minutes:
         cmd += ["--budget-minutes", f"{budget_minutes:g}"]
@@ -169,8 +156,8 @@ def _worth_showing(line):
 def score_run(run_dir, args, log_path, prefix):
     """Score a run with evaluate.py unless its saved scores are newer than its weights and cover the request."""
     from metrics.backbones import default_backbone
-    from train_scripts.evaluate import COLUMNS, scores_file_name
-    from train_scripts.run_folder import RunFolder
+    from train_scripts.training.results import COLUMNS, scores_file_name
+    from train_scripts.training.run_folder import RunFolder
 
     wanted = set(args.metrics.split(","))
     backbone = (args.backbone or default_backbone()) if wanted & {"fid", "kid"} else None  # evaluate.py's choice
@@ -250,7 +237,7 @@ def write_references(runs, args):
     ``<runs>/references-<split>/`` and ``<runs>/labels-<split>/`` (the paired comparisons' references and, for the
     segmentation score, the label maps the outputs were translated from); each written once. Returns both folders."""
     from data.sources import open_source
-    from train_scripts.evaluate import save_outputs
+    from train_scripts.training.results import save_outputs
 
     size = args.image_size or PRESETS[args.preset][1]
     folders = os.path.join(runs, f"references-{args.split}"), os.path.join(runs, f"labels-{args.split}")
@@ -335,7 +322,7 @@ def comparison_columns(names, run_dirs, args, n_samples):
 
 
 def comparison_figure(path, names, run_dirs, args, n_samples, seed=None):
-    from train_scripts.plots import image_grid
+    from train_scripts.training.plots import image_grid
 
     columns, titles = comparison_columns(names, run_dirs, args, n_samples)
     size = columns[0].shape[1]
@@ -349,8 +336,8 @@ def loss_figure(path, names, run_dirs):
 
     import matplotlib.pyplot as plt
 
-    from train_scripts.plots import loss_columns
-    from train_scripts.run_folder import read_log
+    from train_scripts.training.plots import loss_columns
+    from train_scripts.training.run_folder import read_log
 
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
@@ -385,7 +372,7 @@ def write_report(path, args, runs, run_dirs, rows, summary, figures, command, st
     import base64
     import html
 
-    from train_scripts.run_folder import RunFolder, environment
+    from train_scripts.training.run_folder import RunFolder, environment
 
     def img(file):
         with open(file, "rb") as f:
@@ -414,7 +401,7 @@ def write_report(path, args, runs, run_dirs, rows, summary, figures, command, st
                   else "")
         parts.append(f"<p>Every model trained for the same wall-clock budget of {args.budget_minutes:g} minutes "
                      f"(training steps, periodic validation and sample grids included; scoring not).{latent}</p>")
-    from train_scripts.evaluate import recorded_run_dir, with_intervals
+    from train_scripts.training.results import recorded_run_dir, with_intervals
 
     table = with_intervals(pd.DataFrame([rows[run] for run in runs], index=[run_name(*run) for run in runs]))
     table = table.reindex(columns=list(shown))
@@ -464,7 +451,7 @@ def write_report(path, args, runs, run_dirs, rows, summary, figures, command, st
         parts.append("<details><summary>config</summary><pre>" + html.escape(json.dumps(saved, indent=1))
                      + "</pre></details>")
     parts.append("</body></html>")
-    from train_scripts.run_folder import atomic_write_text
+    from train_scripts.training.run_folder import atomic_write_text
 
     atomic_write_text(path, "\n".join(parts))
 
@@ -482,7 +469,7 @@ def build_parser():
                         "paper: the study's settings")
     p.add_argument("--budget-minutes", type=float, default=0.0,
                    help="wall-clock training budget per model (required by --preset budget)")
-    p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of %(default)s")
+    p.add_argument("--models", default=",".join(COMPARISON_MODELS), help="comma-separated subset of %(default)s")
     p.add_argument("--latent-share", type=float, default=0.25,
                    help="ddim-latent: the share of its --budget-minutes that trains its autoencoder (the rest trains "
                         "the DDIM)")
@@ -549,7 +536,7 @@ def main(argv=None):
         args.out = os.path.abspath(args.out)
         os.makedirs(args.runs, exist_ok=True)
         os.makedirs(args.out, exist_ok=True)
-        from train_scripts.evaluate import read_results, update_results
+        from train_scripts.training.results import read_results, update_results
 
         read_results(os.path.join(args.out, "metrics.csv"))  # refuse a foreign table before hours of training
         runs = [(name, seed) for seed in seeds for name in names]  # a whole comparison per seed, one after another
@@ -581,7 +568,7 @@ def main(argv=None):
             paired.to_csv(os.path.join(args.out, "paired-comparisons.csv"), index=False, float_format="%.6g")
         write_report(os.path.join(args.out, "report.html"), args, runs, run_dirs, rows, summary, figures, command,
                      started, time.perf_counter() - t0, paired)
-        from train_scripts.evaluate import format_results
+        from train_scripts.training.results import format_results
 
         print("\n" + format_results([rows[run] for run in runs]))
         if paired is not None:

@@ -4,64 +4,10 @@
     python train_scripts/cvae.py --data PATH --preset paper [--beta 0.5] [--no-sample-at-test]
 """
 
-import os
 import sys
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # must precede the TensorFlow import; see benchmark.py
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from train_scripts.config import PRESET_DEFAULTS, ModelSpec  # noqa: E402
-from train_scripts.runner import main  # noqa: E402
-
-COMMON = dict(PRESET_DEFAULTS, latent_dim=128, ngf=64, beta=1.0, reconstruction="l1", label_skips=True,
-              sample_at_test=True, lr=2e-4, beta_1=0.9, beta_2=0.999)
-
-PRESETS = {
-    # The study gives no table for its CVAE (section 3.2 is empty). The schedule is the one its poster gives for
-    # the CGAN, the other non-Pix2Pix model: batch 64, 30 000 iterations, Adam 2e-4 (0.9, 0.999); section 3.1
-    # augmentation with the fixed 6x expansion; beta = 1 (the plain ELBO of appendix 3-2).
-    "paper": dict(COMMON, data="facades", image_size=256, expand=6, batch_size=64, steps=30000,
-                  log_every=100, checkpoint_every=1000, sample_every=1000, val_images=0),
-    # Synthetic facades at 64 px with half-width networks: a few minutes on 2 CPU cores, enough to learn the
-    # label -> photo mapping (see tests/test_cvae.py). A higher learning rate makes up for the few steps.
-    "quick": dict(COMMON, data="synthetic", image_size=64, batch_size=16, steps=600, ngf=32, lr=1e-3,
-                  log_every=20, checkpoint_every=200, sample_every=200, val_images=32),
-}
-
-
-def build(config):
-    import keras
-
-    from models.cvae import CVAE
-
-    model = CVAE(image_size=config["image_size"], latent_dim=config["latent_dim"], ngf=config["ngf"],
-                 beta=config["beta"], reconstruction=config["reconstruction"], label_skips=config["label_skips"],
-                 sample_at_test=config["sample_at_test"])
-    model.compile(optimizer=keras.optimizers.Adam(config["lr"], beta_1=config["beta_1"], beta_2=config["beta_2"]),
-                  jit_compile=config["jit_compile"], steps_per_execution=config["steps_per_execution"])
-    return model
-
-
-SPEC = ModelSpec(
-    name="cvae",
-    description="CVAE: encoder q(z | photo, label), sampling layer, decoder p(photo | z, label); "
-                "reconstruction + beta * KL (study appendix 3).",
-    presets=PRESETS,
-    build=build,
-    arguments={
-        "latent_dim": (int, "dimension of z"),
-        "ngf": (int, "width of the first encoder/decoder layer (64 as in Table 1); all widths scale with it"),
-        "beta": (float, "weight of the KL term (1 = the ELBO of appendix 3-2)"),
-        "reconstruction": (str, "per-image summed L1 (Laplace likelihood) or L2 (Gaussian)", ("l1", "l2")),
-        "label_skips": (bool, "decoder levels also see the label encoder's features of their size"),
-        "sample_at_test": (bool, "translate with z ~ N(0, I) (default) or with z = 0 (--no-sample-at-test)"),
-        "lr": (float, "Adam learning rate"),
-        "beta_1": (float, "Adam beta_1"),
-        "beta_2": (float, "Adam beta_2"),
-    },
-    inference=("sample_at_test",),
-)
+from train_scripts.training.models.cvae import SPEC
+from train_scripts.training.runner import main
 
 if __name__ == "__main__":
     sys.exit(main(SPEC))

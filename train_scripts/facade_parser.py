@@ -34,19 +34,16 @@ import re
 import sys
 import time
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from data.augment import load_size_for, random_jitter  # noqa: E402
-from data.errors import I2IError  # noqa: E402
-from data.label_classes import IGNORE, conversion_settings, label_map_to_classes, resize_classes  # noqa: E402
-from data.sources import open_source, resize  # noqa: E402
-from data.synthetic import CLASS_NAMES  # noqa: E402
-from metrics.facade_parser import CONFIG_NAME, FacadeParser, load_facade_parser, save_facade_parser  # noqa: E402
-from metrics.segmentation import segmentation_scores  # noqa: E402
+import train_scripts  # noqa: F401  (TensorFlow's environment defaults, before data.augment imports it)
+from data.augment import load_size_for, random_jitter
+from data.errors import I2IError
+from data.label_classes import IGNORE, conversion_settings, label_map_to_classes, resize_classes
+from data.sources import open_source, resize
+from data.synthetic import CLASS_NAMES
+from metrics.facade_parser import CONFIG_NAME, FacadeParser, load_facade_parser, save_facade_parser
+from metrics.segmentation import segmentation_scores
 
 LOW_RESOLUTION_SHARE = 0.25
 TRAINING_KEYS = ("data", "read_size", "image_size", "width", "batch_size", "steps_per_epoch", "epochs",
@@ -206,7 +203,7 @@ def train(args):
     import keras
 
     from models.facade_parser import facade_parser_network
-    from train_scripts.run_folder import environment
+    from train_scripts.training.run_folder import environment
 
     config = {k: getattr(args, k) for k in TRAINING_KEYS}
     run_environment = environment()  # the commit of the code this session trains with

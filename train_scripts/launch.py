@@ -24,9 +24,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from train_scripts.cluster import local_tf_configs  # noqa: E402
+from train_scripts.training.cluster import local_tf_configs
 
 ISOLATED = "I2I_LAUNCH_PRIVATE_NETWORK"
 

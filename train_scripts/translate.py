@@ -21,25 +21,18 @@ cannot be loaded, a refused setting).
 
 import argparse
 import contextlib
-import functools
 import logging
 import os
 import sys
 import tempfile
 import warnings
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cv2
+from PIL import Image
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from data.errors import I2IError, ImageError  # noqa: E402
-from data.images import read_image  # noqa: E402
-from data.sources import PairArrays, resize  # noqa: E402
-from train_scripts.export_folder import ExportFolder  # noqa: E402
+from data.errors import I2IError, ImageError
+from data.images import read_image
+from data.sources import resize
 
 log = logging.getLogger("i2i")
 
@@ -159,27 +152,6 @@ def check_seed_settings(seed, settings):
         raise I2IError("--seed and --set sample_seed both set the sampling seed; give one of them")
 
 
-def seeded_translate(spec, model, seed):
-    """The model's ``translate`` drawing its randomness from ``seed`` (None: the run's own seed, as evaluate.py).
-
-    A diffusion model (``sample_seed`` among its test-time settings) takes the seed of its sampler per call, like
-    ``--set sample_seed=N``; the other models' test-time noise (CVAE z, cGAN noise, Pix2Pix dropout) comes from
-    seed generators that ``load_trained(..., seed=seed)`` started from it.
-    """
-    if seed is not None and "sample_seed" in spec.inference:
-        return functools.partial(model.translate, seed=seed)
-    return model.translate
-
-
-def translate_batch(model, translate, batch, batch_size):
-    """Translate ``[(path, label, shape), ...]`` with ``inference.translate_split`` (evaluate.py's batching)."""
-    from train_scripts.inference import translate_split
-
-    labels = np.stack([label for _, label, _ in batch])
-    pairs = PairArrays(labels, labels, [path for path, _, _ in batch])  # no photos: the labels stand in, unused
-    return translate_split(model, pairs, batch_size=batch_size, translate=translate)
-
-
 def write_outputs(batch, outputs, out_dir, keep_size):
     """``OUT_DIR/<stem>.png`` for each ``(path, label, shape)`` of ``batch``, at its input's size if ``keep_size``."""
     for (path, _, shape), output in zip(batch, outputs):
@@ -190,6 +162,8 @@ def translate_folder(model, translate, paths, out_dir, size, batch_size=DEFAULT_
     """Translate ``paths`` into ``out_dir`` batch by batch with a progress bar; returns (number written, skipped
     files as ``[(path, reason)]``), each skipped file also reported on stderr as it is met."""
     import keras
+
+    from train_scripts.training.inference import translate_batch
 
     progress = keras.utils.Progbar(len(paths), unit_name="image")
     written, skipped, batch = 0, [], []
@@ -250,23 +224,6 @@ def check_arguments(args):
     return paths
 
 
-def load_run(run_dir, settings, seed=None):
-    """``inference.load_trained`` (errors: not a run, missing or corrupt weights, refused settings) plus a warning
-    for a run that has not finished training."""
-    from train_scripts.inference import load_trained
-
-    spec, config, model, run = load_trained(run_dir, settings, seed=seed)
-    if spec.reconstructs:
-        what = "an export" if isinstance(run, ExportFolder) else "a run"
-        how = ("" if isinstance(run, ExportFolder) else
-               f"; train a latent DDIM on it: python train_scripts/ddim.py --latent {run.path} ...")
-        raise I2IError(f"{run.path} is {what} of the {spec.name}, which reconstructs photos and translates no label "
-                       f"maps{how}")
-    if not run.progress().get("finished"):
-        print(f"warning: {run.path} has not finished training; translating with its latest checkpoint")
-    return spec, config, model, run
-
-
 def make_output_dir(out_dir):
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -287,7 +244,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         paths, clashes = split_clashes(check_arguments(args))
-        spec, config, model, run = load_run(args.run_dir, args.inference, args.seed)
+        from train_scripts.training.inference import load_translator, seeded_translate  # TensorFlow: when translating
+
+        spec, config, model, run = load_translator(args.run_dir, args.inference, args.seed)
         make_output_dir(args.out_dir)
         skipped = report_clashes(clashes)
         print(f"{spec.model_name(config)}: translating {len(paths)} label maps at {config['image_size']} px "

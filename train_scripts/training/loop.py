@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from data.errors import I2IError
-from train_scripts import callbacks as cb
+from train_scripts.training import callbacks as cb
 
 
 def distribute(strategy, dataset, global_batch):
@@ -58,8 +58,8 @@ class Agreement:
 
 
 class AgreeAcrossWorkers(keras.callbacks.Callback):
-    """Runs right after :class:`~train_scripts.callbacks.StepInfo`: the chief's wall time becomes every worker's
-    (the budget ends all at once) and a Ctrl-C on any worker stops all of them after this interval."""
+    """Runs right after :class:`~train_scripts.training.callbacks.StepInfo`: the chief's wall time becomes every
+    worker's (the budget ends all at once) and a Ctrl-C on any worker stops all of them after this interval."""
 
     def __init__(self, agreement, interrupt):
         super().__init__()

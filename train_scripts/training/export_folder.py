@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 
 from data.errors import I2IError
-from train_scripts.run_folder import EXPORT_MANIFEST
+from train_scripts.training.run_folder import EXPORT_MANIFEST
 
 FORMAT = 1  # the layout of the folder; a later layout gets a new number
 PRECISIONS = ("float32", "float16")

@@ -7,9 +7,9 @@ import os
 import keras
 import tensorflow as tf
 
-from train_scripts.cluster import join_cluster, read_tf_config
-from train_scripts.config import COMMON_DEFAULTS, STRATEGIES
-from train_scripts.run_folder import cpu_name
+from train_scripts.training.cluster import join_cluster, read_tf_config
+from train_scripts.training.config import COMMON_DEFAULTS, STRATEGIES
+from train_scripts.training.run_folder import cpu_name
 
 
 @contextlib.contextmanager

@@ -1,9 +1,9 @@
 """Training speed and input-pipeline throughput on this machine (figures printed, never asserted).
 
-    python train_scripts/benchmark.py                      # Pix2Pix at 64/128/256 px, batch 1 and 4, XLA off/on
-    python train_scripts/benchmark.py --sizes 64 --batches 4 --jit off --onednn both --generators study,pix2pix
-    python train_scripts/benchmark.py --model ddim --mixed-precision none,mixed_bfloat16 --jit off
-    python train_scripts/benchmark.py --pipeline-only --data /path/to/facades
+    python -m train_scripts.bench.training                 # Pix2Pix at 64/128/256 px, batch 1 and 4, XLA off/on
+    python -m train_scripts.bench.training --sizes 64 --batches 4 --jit off --onednn both --generators study,pix2pix
+    python -m train_scripts.bench.training --model ddim --mixed-precision none,mixed_bfloat16 --jit off
+    python -m train_scripts.bench.training --pipeline-only --data /path/to/facades
 
 Each configuration runs in a fresh process, because oneDNN (``TF_ENABLE_ONEDNN_OPTS``) is read
 when TensorFlow is imported. A configuration trains on a fixed in-memory batch through
@@ -19,15 +19,14 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def worker(job):
     """Runs inside the child process: time ``job['steps']`` training steps of one configuration."""
     import tensorflow as tf
 
-    from train_scripts.config import COMMON_DEFAULTS, spec_for
-    from train_scripts.devices import build_model, precision_policy
+    from train_scripts.training.config import COMMON_DEFAULTS
+    from train_scripts.training.devices import build_model, precision_policy
+    from train_scripts.training.registry import spec_for
 
     threads = job.get("threads")
     if threads:
@@ -81,8 +80,8 @@ def pipeline_throughput(data, size, batch, seconds=10.0):
 
 def run_child(job, onednn):
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1" if onednn else "0", TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], env=env, capture_output=True,
-                         text=True)
+    out = subprocess.run([sys.executable, "-m", "train_scripts.bench.training", "--worker", json.dumps(job)], env=env,
+                         capture_output=True, text=True)
     for line in out.stdout.splitlines()[::-1]:
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -142,7 +141,7 @@ def main(argv=None):
     jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
     onednns = {"off": [False], "on": [True], "both": [True, False]}[args.onednn]
     generators = args.generators.split(",") if args.model == "pix2pix" else [None]
-    from train_scripts.config import PRECISIONS
+    from train_scripts.training.config import PRECISIONS
 
     precisions = list(PRECISIONS) if args.mixed_precision == "all" else args.mixed_precision.split(",")
     if set(precisions) - set(PRECISIONS):

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 
 from data.errors import I2IError
-from train_scripts.config import COMMON_DEFAULTS, REPO_ROOT
+from train_scripts.training.config import COMMON_DEFAULTS, REPO_ROOT
 
 # The manifest that marks a folder as an exported model (``train_scripts/export.py``), not a run to train.
 EXPORT_MANIFEST = "export.json"

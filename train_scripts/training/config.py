@@ -3,7 +3,6 @@ The config is the preset overridden by the user's flags; it is printed, saved wi
 """
 
 import argparse
-import importlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from typing import Callable
 from data.errors import I2IError
 
 # the folder holding the packages: the repository in a source checkout, site-packages in an installed wheel
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def workspace_root():
@@ -177,15 +176,6 @@ def widths_list(text):
     if not widths:
         raise argparse.ArgumentTypeError("--widths is empty")
     return widths
-
-
-def spec_for(model_name):
-    """The ModelSpec of a model name (imports ``train_scripts.<name>``)."""
-    try:
-        module = importlib.import_module(f"train_scripts.{model_name}")
-    except ModuleNotFoundError:
-        raise I2IError(f"unknown model '{model_name}'") from None
-    return module.SPEC
 
 
 def parse_inference_settings(spec, settings):

@@ -1,8 +1,8 @@
 """Metric speed on this machine (figures printed, never asserted).
 
-    python train_scripts/benchmark_metrics.py                        # all backbones; 106 and 1000 images
-    python train_scripts/benchmark_metrics.py --backbones alexnet --counts 106 --threads 2
-    python train_scripts/benchmark_metrics.py --intervals-only                # the 95 % intervals' added time
+    python -m train_scripts.bench.metrics                            # all backbones; 106 and 1000 images
+    python -m train_scripts.bench.metrics --backbones alexnet --counts 106 --threads 2
+    python -m train_scripts.bench.metrics --intervals-only           # the 95 % intervals' added time
 
 1. Feature extraction: images/s of each FID/KID backbone on 256 px RGB images (Inception ones resize to 299).
 2. All five metrics (PSNR, SSIM, LPIPS, FID, KID) with ``metrics.score.score_pairs`` on N generated/reference
@@ -21,8 +21,6 @@ import argparse
 import os
 import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def build_backbone(name, batch_size):

@@ -1,7 +1,7 @@
 """How close a float16 export translates to the float32 one: PSNR of their outputs on real label maps.
 
-    python train_scripts/benchmark_export.py --data ../shared/data/facades             # random weights, 256 px
-    python train_scripts/benchmark_export.py --data ../shared/data/facades --run RUN   # a trained run's weights
+    python -m train_scripts.bench.export --data ../shared/data/facades                 # random weights, 256 px
+    python -m train_scripts.bench.export --data ../shared/data/facades --run RUN       # a trained run's weights
 
 Without ``--run``, a real-size Pix2Pix (the paper's U-Net, ngf = ndf = 64, 256 px) with its random initial weights is
 saved as a run folder in a temporary folder. Both exports of it (``export.py --precision float32`` and ``float16``)
@@ -14,18 +14,14 @@ import os
 import sys
 import tempfile
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from data.sources import PairArrays, open_source  # noqa: E402
-from metrics.image_quality import psnr  # noqa: E402
-from train_scripts import pix2pix  # noqa: E402
-from train_scripts.export import export  # noqa: E402
-from train_scripts.inference import load_trained, translate_split  # noqa: E402
-from train_scripts.run_folder import RunFolder  # noqa: E402
+from data.sources import PairArrays, open_source
+from metrics.image_quality import psnr
+from train_scripts.training.exporting import export
+from train_scripts.training.inference import load_trained, translate_split
+from train_scripts.training.models import pix2pix
+from train_scripts.training.run_folder import RunFolder
 
 
 def random_pix2pix_run(folder, data):
@@ -42,7 +38,7 @@ def random_pix2pix_run(folder, data):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python train_scripts/benchmark_export.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m train_scripts.bench.export", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="dataset with a val split (the label maps translated)")
     p.add_argument("--run", default=None, help="a trained run to export (default: a random real-size Pix2Pix)")
     p.add_argument("--images", type=int, default=10, help="val label maps translated")

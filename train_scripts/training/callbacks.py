@@ -14,8 +14,8 @@ import keras
 import numpy as np
 
 from data.errors import I2IError
-from train_scripts.plots import image_grid, loss_curves
-from train_scripts.run_folder import atomic_save_weights, atomic_write_text
+from train_scripts.training.plots import image_grid, loss_curves
+from train_scripts.training.run_folder import atomic_save_weights, atomic_write_text
 
 
 class StepInfo(keras.callbacks.Callback):

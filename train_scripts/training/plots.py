@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from data.pipeline import to_uint8  # noqa: E402
-from train_scripts.run_folder import read_log  # noqa: E402
+from train_scripts.training.run_folder import read_log  # noqa: E402
 
 
 def _to_display(images):

@@ -22,12 +22,12 @@ from data.augment import load_size_for
 from data.errors import I2IError, LayoutError
 from data.pipeline import eval_dataset, to_model_range, training_dataset
 from data.sources import open_source
-from train_scripts import callbacks as cb
-from train_scripts.cluster import read_tf_config
-from train_scripts.config import build_parser, default_run_dir, print_config, resolve_config
-from train_scripts.devices import build_model, describe_device, make_strategy, precision_policy
-from train_scripts.inference import load_trained, quick_scores
-from train_scripts.run_folder import RunFolder, atomic_save_weights, environment, read_log, truncate_log
+from train_scripts.training import callbacks as cb
+from train_scripts.training.cluster import read_tf_config
+from train_scripts.training.config import build_parser, default_run_dir, print_config, resolve_config
+from train_scripts.training.devices import build_model, describe_device, make_strategy, precision_policy
+from train_scripts.training.inference import load_trained, quick_scores
+from train_scripts.training.run_folder import RunFolder, atomic_save_weights, environment, read_log, truncate_log
 
 
 def load_data(config):
@@ -48,8 +48,9 @@ def load_data(config):
 def train(spec, config, run, verbose=1, strategy=None, strategy_name="default", cluster=None):
     """Train (or resume) the run under ``strategy`` (default: one device); returns ``(model, source)``.
 
-    With a ``cluster`` (``--strategy multiworker``) every worker trains in :func:`train_scripts.loop.train_loop`;
-    only the chief writes ``run``, the other workers checkpoint into a temporary folder that is removed after."""
+    With a ``cluster`` (``--strategy multiworker``) every worker trains in
+    :func:`train_scripts.training.loop.train_loop`; only the chief writes ``run``, the other workers checkpoint into a
+    temporary folder that is removed after."""
     strategy = strategy or tf.distribute.get_strategy()
     chief = cluster is None or cluster.is_chief
     replicas = strategy.num_replicas_in_sync
@@ -73,7 +74,7 @@ def train(spec, config, run, verbose=1, strategy=None, strategy_name="default", 
         session = prepare_training(spec, config, run, model, train_pairs, val_pairs, replicas, scratch)
         drive = None
         if cluster is not None:
-            from train_scripts.loop import train_loop
+            from train_scripts.training.loop import train_loop
             drive = functools.partial(train_loop, strategy, config=config, verbose=verbose, chief=chief)
         fit(session, config, run, verbose, strategy_name, replicas, drive, chief, cluster)
     return model, source
@@ -249,7 +250,7 @@ def main(spec, argv=None):
                 quick_scores(model, source, config, run, spec.reconstructs)
                 print(f"done: {run.path}")
         if cluster is not None:
-            from train_scripts.loop import leave_together
+            from train_scripts.training.loop import leave_together
             leave_together(strategy)
         return 0
     except I2IError as e:

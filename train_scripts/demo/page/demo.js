@@ -1,4 +1,4 @@
-// i2i-compare demo page: draw a label map, send it to the local server (train_scripts/demo.py), show every output.
+// i2i-compare demo page: draw a label map, send it to the local server (train_scripts/demo/), show every output.
 // Plain JavaScript, no libraries; talks to its own server only (the page's Content-Security-Policy allows nothing else).
 "use strict";
 

@@ -1,6 +1,6 @@
 """Training throughput of one process vs several workers on this machine (figures printed, never asserted).
 
-    python train_scripts/benchmark_workers.py --data ../shared/data/facades --model pix2pix --image-size 64 \\
+    python -m train_scripts.bench.workers --data ../shared/data/facades --model pix2pix --image-size 64 \\
         --batch-size 4 --steps 200 --workers 1,2
 
 Each configuration is a real training run through ``launch.py`` with every worker pinned to its own core(s)
@@ -18,7 +18,9 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from train_scripts.training.registry import train_script
+
+COMMANDS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # train_scripts/: launch.py
 
 
 def parse_args(argv):
@@ -50,7 +52,7 @@ def main(argv=None):
     extra = []
     for key, value in json.loads(args.set).items():
         extra += [f"--{key.replace('_', '-')}", str(value)]
-    train = [os.path.join(REPO, "train_scripts", f"{args.model}.py"), "--preset", "quick", "--data", args.data,
+    train = [train_script(args.model), "--preset", "quick", "--data", args.data,
              "--image-size", str(args.image_size), "--batch-size", str(args.batch_size), "--steps", str(args.steps),
              "--log-every", str(args.log_every), "--checkpoint-every", str(args.steps), "--sample-every",
              str(args.steps), "--val-images", str(args.batch_size), "--verbose", "0", *extra]
@@ -65,7 +67,7 @@ def main(argv=None):
                 command = [sys.executable, *train, "--out", out]
                 preexec = lambda: os.sched_setaffinity(0, cores)  # noqa: E731
             else:
-                command = [sys.executable, os.path.join(REPO, "train_scripts", "launch.py"), "--workers", str(n),
+                command = [sys.executable, os.path.join(COMMANDS, "launch.py"), "--workers", str(n),
                            "--cores-per-worker", str(args.cores_per_worker), "--log-dir", os.path.join(tmp, f"logs{i}"),
                            "--", *train, "--out", out]
                 preexec = None

@@ -1,8 +1,8 @@
 """Seconds per translated image on this machine: Pix2Pix's one forward pass against the DDIM's sampler (printed,
 never asserted).
 
-    python train_scripts/benchmark_sampling.py                         # 256 px: Pix2Pix vs latent DDIM, 20/50/100 steps
-    python train_scripts/benchmark_sampling.py --models pix2pix,ddim --image-size 64 --steps 20,100
+    python -m train_scripts.bench.sampling        # 256 px: Pix2Pix vs latent DDIM, 20/50/100 steps
+    python -m train_scripts.bench.sampling --models pix2pix,ddim --image-size 64 --steps 20,100
 
 Each model is built from its train script's preset (``paper`` for Pix2Pix with the classic U-Net; ``latent`` for
 the latent DDIM, on an untrained autoencoder of the ``paper`` preset; ``quick`` for the pixel DDIM), so no trained
@@ -14,10 +14,6 @@ import argparse
 import os
 import sys
 import time
-
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 MODELS = ("pix2pix", "ddim-latent", "ddim")
 
@@ -43,7 +39,7 @@ def build(name, image_size):
     import keras
 
     from models.autoencoder import KLAutoencoder
-    from train_scripts import autoencoder, ddim, pix2pix
+    from train_scripts.training.models import autoencoder, ddim, pix2pix
 
     keras.utils.set_random_seed(0)
     if name == "pix2pix":

@@ -1,7 +1,8 @@
 """Using a trained run or an exported model: rebuild its model from ``config.json`` and load its latest (or exported)
-weights, translate a split, and the quick PSNR/SSIM a train script prints when it ends (``evaluate.py`` scores the
-full metric suite)."""
+weights, translate a split or a batch of label maps, and the quick PSNR/SSIM a train script prints when it ends
+(``evaluate.py`` scores the full metric suite)."""
 
+import functools
 import json
 import os
 
@@ -10,11 +11,14 @@ import numpy as np
 
 from data.errors import I2IError, LayoutError
 from data.pipeline import eval_dataset, to_uint8
+from data.sources import PairArrays
 from metrics.image_quality import psnr, ssim
-from train_scripts.config import COMMON_DEFAULTS, parse_inference_settings, spec_for
-from train_scripts.devices import build_model, precision_policy
-from train_scripts.export_folder import ExportFolder, is_export
-from train_scripts.run_folder import RunFolder
+from train_scripts.training.config import COMMON_DEFAULTS, parse_inference_settings
+from train_scripts.training.devices import build_model, precision_policy
+from train_scripts.training.export_folder import ExportFolder, is_export
+from train_scripts.training.models.autoencoder import untrained_autoencoder
+from train_scripts.training.registry import spec_for
+from train_scripts.training.run_folder import RunFolder
 
 
 def load_trained(run_dir, inference=None, seed=None, weights=None):
@@ -52,8 +56,6 @@ def load_trained(run_dir, inference=None, seed=None, weights=None):
 def load_export(path, inference=None, seed=None):
     """:func:`load_trained` of an exported model: the model rebuilt from its ``config.json`` as its run's is, and
     the exported weights (each file checked against ``export.json``) loaded into the networks that translate."""
-    from train_scripts.autoencoder import untrained_autoencoder  # a train script, which imports this module
-
     folder = ExportFolder(path)
     manifest, saved = folder.manifest(), folder.read_config()
     spec = spec_for(saved["model"])
@@ -96,6 +98,41 @@ def translate_split(model, pairs, batch_size=8, translate=None, reconstruct=Fals
     outs = [to_uint8(translate(photo if reconstruct else label))
             for label, photo in eval_dataset(pairs.labels, pairs.photos, batch_size)]
     return np.concatenate(outs)
+
+
+def load_translator(run_dir, settings, seed=None):
+    """:func:`load_trained` of a run or export that translates label maps (translate.py, the demo): refuses the
+    autoencoder, which reconstructs photos, and warns of a run that has not finished training."""
+    spec, config, model, run = load_trained(run_dir, settings, seed=seed)
+    if spec.reconstructs:
+        what = "an export" if isinstance(run, ExportFolder) else "a run"
+        how = ("" if isinstance(run, ExportFolder) else
+               f"; train a latent DDIM on it: python train_scripts/ddim.py --latent {run.path} ...")
+        raise I2IError(f"{run.path} is {what} of the {spec.name}, which reconstructs photos and translates no label "
+                       f"maps{how}")
+    if not run.progress().get("finished"):
+        print(f"warning: {run.path} has not finished training; translating with its latest checkpoint")
+    return spec, config, model, run
+
+
+def seeded_translate(spec, model, seed):
+    """The model's ``translate`` drawing its randomness from ``seed`` (None: the run's own seed, as evaluate.py).
+
+    A diffusion model (``sample_seed`` among its test-time settings) takes the seed of its sampler per call, like
+    ``--set sample_seed=N``; the other models' test-time noise (CVAE z, cGAN noise, Pix2Pix dropout) comes from
+    seed generators that ``load_trained(..., seed=seed)`` started from it.
+    """
+    if seed is not None and "sample_seed" in spec.inference:
+        return functools.partial(model.translate, seed=seed)
+    return model.translate
+
+
+def translate_batch(model, translate, batch, batch_size):
+    """Translate ``[(name, label, shape), ...]`` (uint8 label maps of the model's size) with :func:`translate_split`
+    (evaluate.py's batching); returns uint8 outputs."""
+    labels = np.stack([label for _, label, _ in batch])
+    pairs = PairArrays(labels, labels, [name for name, _, _ in batch])  # no photos: the labels stand in, unused
+    return translate_split(model, pairs, batch_size=batch_size, translate=translate)
 
 
 def quick_scores(model, source, config, run, reconstruct=False):
