@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from keras import layers
+from scipy.stats import binomtest
 
 import run_helpers as rh
 from data.pipeline import to_model_range
@@ -136,21 +137,28 @@ def test_quick_preset_learns_a_label_conditioned_mapping(tmp_path):
     keras.utils.set_random_seed(config["seed"])
     untrained = cgan.build(config)
     val = open_source("synthetic").load("val", config["image_size"])
-    labels, photos = to_model_range(val.labels[:32]).numpy(), to_model_range(val.photos[:32]).numpy()
-    noise = np.random.default_rng(0).standard_normal((32, config["noise_dim"])).astype("float32")
+    labels, photos = to_model_range(val.labels).numpy(), to_model_range(val.photos).numpy()
+    noise = np.random.default_rng(0).standard_normal((len(labels), config["noise_dim"])).astype("float32")
 
-    def own_label_gain(model):
-        """L1 to the photos from shuffled label maps minus from their own (same noise): > 0 if it follows the map."""
-        own, shuffled = (float(np.mean(np.abs(model.translate(x, noise).numpy() - photos)))
-                         for x in (labels, np.roll(labels, 1, axis=0)))
+    def own_label_gains(model):
+        """Per image: L1 to its photo from a shuffled label map minus from its own (same noise); > 0 where the sample
+        follows its label map."""
+        own, shuffled = (np.mean(np.abs(model.translate(x, noise).numpy() - photos), axis=(1, 2, 3))
+                         for x in (labels, np.roll(labels, len(labels) // 2, axis=0)))
         return shuffled - own
 
-    gain, gain_untrained = own_label_gain(trained), own_label_gain(untrained)
+    gains, gains_untrained = own_label_gains(trained), own_label_gains(untrained)
+    gain, gain_untrained, share = float(np.mean(gains)), float(np.mean(gains_untrained)), float(np.mean(gains > 0))
+    p_value = binomtest(int(np.sum(gains > 0)), len(gains), alternative="greater").pvalue  # sign test: share > 1/2
     d_acc = [r["d_acc"] for r in rh.log_rows(run_dir)]
-    print(f"own-label gain trained {gain:.4f} untrained {gain_untrained:.4f}; d_acc per interval {np.round(d_acc, 3)}")
-    # samples follow the label map they are given; the margin depends on the machine's float rounding (above 0.02
-    # where the suite ran before, 0.0188 on an AVX-512 EPYC), against an untrained gain of about 0
-    assert gain > 0.01 and gain > 5 * abs(gain_untrained)
+    print(f"own-label gain trained {gain:.4f} (positive on {share:.0%} of the images) untrained {gain_untrained:.4f} "
+          f"(positive on {np.mean(gains_untrained > 0):.0%}), sign test p {p_value:.1e}; "
+          f"d_acc per interval {np.round(d_acc, 3)}")
+    # Samples follow the label map they are given: closer to their own photo than to another's on more of the 100
+    # val images than chance allows (one-sided sign test), and on average by far more than an untrained generator.
+    # The size of a 300-step GAN's gain depends on the machine's float rounding and thread count, so no fixed margin:
+    # on a CPU without AVX-512, gain 0.0125, 69 % of the images, p ~1e-4.
+    assert p_value < 1e-3 and gain > 5 * abs(gain_untrained)
     assert max(abs(a - d_acc[0]) for a in d_acc) > 0.1  # D's accuracy moves away from its initial value
     assert os.path.exists(run_dir / "losses.png") and os.path.exists(run_dir / "samples" / "step_0000300.png")
 
