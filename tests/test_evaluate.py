@@ -14,6 +14,7 @@ from PIL import Image
 from data.sources import open_source
 from run_helpers import needs_alexnet_weights
 from train_scripts import evaluate
+from train_scripts.training import results as results_table
 from train_scripts.training.models import pix2pix
 from train_scripts.training.results import COLUMNS, format_results, read_results, update_results
 from train_scripts.training.runner import main as train_main
@@ -101,10 +102,10 @@ def test_the_row_records_the_run_folder_relative_to_the_workspace(run_dir, tmp_p
     when installed) by its path from there, a run elsewhere by its name."""
     results = tmp_path / "metrics.csv"
     args = [str(run_dir), "--results", str(results), "--metrics", "psnr"]
-    monkeypatch.setattr(evaluate, "workspace_root", lambda: str(run_dir.parent.parent))
+    monkeypatch.setattr(results_table, "workspace_root", lambda: str(run_dir.parent.parent))
     assert evaluate.main(args) == 0
     assert _rows(results)[0]["run_dir"] == f"{run_dir.parent.name}/run"
-    monkeypatch.setattr(evaluate, "workspace_root", lambda: str(tmp_path))  # the run lies outside
+    monkeypatch.setattr(results_table, "workspace_root", lambda: str(tmp_path))  # the run lies outside
     assert evaluate.main(args) == 0
     assert _rows(results)[0]["run_dir"] == "run"
     assert json.load(open(run_dir / "scores_test_full.json"))["run_dir"] == "run"
