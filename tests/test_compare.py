@@ -1,5 +1,5 @@
-"""compare.py end to end on a tiny setup: every model trained a few steps on a small A|B folder of synthetic
-facades, scored, reported; a rerun reuses the finished runs."""
+"""compare.py end to end on a tiny setup: models trained a few steps on a small A|B folder of synthetic facades,
+scored, reported; a rerun reuses the finished runs."""
 
 import csv
 import math
@@ -14,7 +14,10 @@ from run_helpers import needs_alexnet_weights
 from train_scripts import compare
 from train_scripts.training import registry
 
-MODELS = list(registry.COMPARISON_MODELS)
+# compare.py runs every model through the same train and score commands; these four cover what differs between them:
+# two variants of one script (kept apart in the table), a model without a discriminator, and the latent DDIM, which
+# trains its autoencoder first. Each model's own train and score paths have their own tests.
+MODELS = ["cvae", "pix2pix-lsgan", "pix2pix-bce", "ddim-latent"]
 N_SAMPLES = 3
 N_VAL = 10
 
