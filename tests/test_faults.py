@@ -98,7 +98,7 @@ def _poisoned_build(config):
 
 
 POISONED_SPEC = cfg.ModelSpec(name="pix2pix", description="test-only", presets=pix2pix.PRESETS,
-                                 build=_poisoned_build, arguments=pix2pix.SPEC.arguments)
+                                 build=_poisoned_build, settings=pix2pix.SPEC.settings)
 
 
 @pytest.mark.slow

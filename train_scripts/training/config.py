@@ -5,10 +5,11 @@ The config is the preset overridden by the user's flags; it is printed, saved wi
 import argparse
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from data.errors import I2IError
+from train_scripts.training.settings import defaults, flags
 
 # the folder holding the packages: the repository in a source checkout, site-packages in an installed wheel
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -56,6 +57,12 @@ PRESET_DEFAULTS = dict(jitter="study", expand=0, seed=0, val_split="val", eval_s
                        steps_per_execution=1)
 
 
+def preset(settings, **values):
+    """A preset's complete config: ``PRESET_DEFAULTS``, the defaults of the model's ``settings`` dataclass
+    (``training.settings``), then ``values``, the preset's own (common keys, and settings it overrides)."""
+    return {**PRESET_DEFAULTS, **defaults(settings), **values}
+
+
 @dataclass
 class ModelSpec:
     """What a train script tells the glue about its model."""
@@ -64,7 +71,8 @@ class ModelSpec:
     description: str
     presets: dict  # preset name -> complete config (plain data)
     build: Callable  # config -> compiled keras.Model with .translate(labels)
-    arguments: dict = field(default_factory=dict)  # config key -> (type, help[, choices]) of model-specific flags
+    # the model's settings dataclass (``training.settings``): its flags, its presets' defaults, its constructor
+    settings: type | None = None
     paired: bool = True  # False: photos drawn independently of label maps (CycleGAN)
     # (config, model, val_pairs, run) -> extra Keras callbacks, run before the CSV logger so values they
     # add to ``logs`` at the end of an interval (e.g. a validation KID) become columns of log.csv
@@ -79,6 +87,11 @@ class ModelSpec:
     check: Callable | None = None
     # config -> the model's name in results tables, where a config makes it another model (the DDIM's ddim-latent)
     name_of: Callable | None = None
+
+    @property
+    def arguments(self):
+        """The model's own flags, from its settings: config key -> (type, help[, choices])."""
+        return flags(self.settings) if self.settings else {}
 
     def model_name(self, config):
         """The model's name in results tables and messages for a run of ``config``."""

@@ -1,24 +1,41 @@
 """The KL autoencoder whose latents the latent DDIM diffuses (latent diffusion, Rombach et al. 2022):
-its ``ModelSpec`` (presets, builder, flags), trained by ``train_scripts/autoencoder.py``."""
+its settings (defaults and flags), presets and builder as a ``ModelSpec``, trained by
+``train_scripts/autoencoder.py``."""
 
 import os
+from dataclasses import dataclass
 
 from data.errors import I2IError
-from train_scripts.training.config import PRESET_DEFAULTS, ModelSpec, widths_list, workspace_root
+from train_scripts.training.config import ModelSpec, preset, widths_list, workspace_root
 from train_scripts.training.run_folder import EXPORT_MANIFEST, RunFolder
+from train_scripts.training.settings import arguments_for, from_config, setting
 
-COMMON = dict(PRESET_DEFAULTS, latent_channels=4, block_depth=1, kl_weight=1e-6, lpips_weight=1.0, beta_1=0.5,
-              beta_2=0.9)
+
+@dataclass
+class AutoencoderSettings:
+    """The autoencoder's own settings: defaults (LDM's loss weights and Adam betas; the paper preset's widths and
+    learning rate), and the help of their flags."""
+
+    widths: list = setting([16, 32, 64, 128], "channels per level, e.g. 32,64,128,128 (each level after the first "
+                                               "halves the size: 4 levels = factor 8)", parse=widths_list)
+    latent_channels: int = setting(4, "latent channels (LDM: 4)")
+    block_depth: int = setting(1, "residual blocks per level")
+    kl_weight: float = setting(1e-6, "beta of the KL term, summed over latent elements (LDM: 1e-6)")
+    lpips_weight: float = setting(1.0, "weight of the LPIPS term (LDM: 1; 0 = L1 only)")
+    lr: float = setting(2e-4, "Adam learning rate")
+    beta_1: float = setting(0.5, "Adam beta_1 (LDM: 0.5)")
+    beta_2: float = setting(0.9, "Adam beta_2 (LDM: 0.9)")
+
 
 PRESETS = {
     # 256 px facades photos (fresh crops and flips every step) -> 32x32x4 latents (factor 8, LDM's f8 with 4
     # channels), at a CPU's width (16 channels at 256 px: a training step 2.4x faster than 32, see results/README.md);
     # LDM's loss weights and Adam betas (0.5, 0.9).
-    "paper": dict(COMMON, data="facades", image_size=256, widths=[16, 32, 64, 128], batch_size=4, steps=20000,
-                  lr=2e-4, log_every=100, checkpoint_every=500, sample_every=1000, val_images=20),
+    "paper": preset(AutoencoderSettings, data="facades", image_size=256, widths=[16, 32, 64, 128], batch_size=4,
+                    steps=20000, lr=2e-4, log_every=100, checkpoint_every=500, sample_every=1000, val_images=20),
     # Synthetic facades at 64 px -> 16x16x4 latents (factor 4), narrow: a few minutes on 2 CPU cores.
-    "quick": dict(COMMON, data="synthetic", image_size=64, widths=[16, 32, 64], batch_size=8, steps=600, lr=1e-3,
-                  log_every=50, checkpoint_every=200, sample_every=200, val_images=32),
+    "quick": preset(AutoencoderSettings, data="synthetic", image_size=64, widths=[16, 32, 64], batch_size=8,
+                    steps=600, lr=1e-3, log_every=50, checkpoint_every=200, sample_every=200, val_images=32),
 }
 
 
@@ -28,13 +45,13 @@ def build(config):
     from losses.perceptual import LPIPSLoss
     from models.autoencoder import KLAutoencoder
 
-    lpips = LPIPSLoss() if config["lpips_weight"] else None
-    model = KLAutoencoder(image_size=config["image_size"], widths=config["widths"],
-                          latent_channels=config["latent_channels"], block_depth=config["block_depth"],
-                          kl_weight=config["kl_weight"], lpips=lpips, lpips_weight=config["lpips_weight"],
-                          seed=config["seed"])
-    model.compile(optimizer=keras.optimizers.Adam(config["lr"], beta_1=config["beta_1"], beta_2=config["beta_2"]),
-                  jit_compile=config["jit_compile"], steps_per_execution=config["steps_per_execution"])
+    settings = from_config(AutoencoderSettings, config)
+    lpips = LPIPSLoss() if settings.lpips_weight else None
+    model = KLAutoencoder(**arguments_for(settings, KLAutoencoder, image_size=config["image_size"], lpips=lpips,
+                                          seed=config["seed"]))
+    optimizer = keras.optimizers.Adam(settings.lr, beta_1=settings.beta_1, beta_2=settings.beta_2)
+    model.compile(optimizer=optimizer, jit_compile=config["jit_compile"],
+                  steps_per_execution=config["steps_per_execution"])
     return model
 
 
@@ -42,9 +59,8 @@ def untrained_autoencoder(config):
     """The autoencoder of ``config`` without the LPIPS network, which only training needs (to load weights into)."""
     from models.autoencoder import KLAutoencoder
 
-    return KLAutoencoder(image_size=config["image_size"], widths=config["widths"],
-                         latent_channels=config["latent_channels"], block_depth=config["block_depth"],
-                         lpips_weight=0.0)
+    return KLAutoencoder(**arguments_for(from_config(AutoencoderSettings, config), KLAutoencoder,
+                                         image_size=config["image_size"], lpips_weight=0.0))
 
 
 def load_autoencoder(run_dir):
@@ -95,18 +111,8 @@ SPEC = ModelSpec(
     name="autoencoder",
     description="KL autoencoder (latent diffusion's, small): photos -> latents -> photos, trained on L1 + LPIPS + "
                 "a small KL; its latents are what ddim.py --latent diffuses.",
+    settings=AutoencoderSettings,
     presets=PRESETS,
     build=build,
     reconstructs=True,
-    arguments={
-        "widths": (widths_list, "channels per level, e.g. 32,64,128,128 (each level after the first halves the size: "
-                                "4 levels = factor 8)"),
-        "latent_channels": (int, "latent channels (LDM: 4)"),
-        "block_depth": (int, "residual blocks per level"),
-        "kl_weight": (float, "beta of the KL term, summed over latent elements (LDM: 1e-6)"),
-        "lpips_weight": (float, "weight of the LPIPS term (LDM: 1; 0 = L1 only)"),
-        "lr": (float, "Adam learning rate"),
-        "beta_1": (float, "Adam beta_1 (LDM: 0.5)"),
-        "beta_2": (float, "Adam beta_2 (LDM: 0.9)"),
-    },
 )
