@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from data.errors import I2IError
-from models.diffusion import study_unet
+from models.diffusion import CosineAngleSchedule, NetworkSettings, SamplerSettings, named_schedule, study_unet
 from models.diffusion.model import DiffusionModel
 from models.diffusion.predictions import noise_from_prediction
 from run_helpers import needs_alexnet_weights, run, saved_epoch, start_and_stop, steps_logged, weights
@@ -23,12 +23,16 @@ from train_scripts.training.run_folder import RunFolder
 from train_scripts.training.runner import main
 
 SIZE = 32
-TINY_NET = dict(image_size=SIZE, widths=(4, 8), sampling_steps=3)
+TINY_NET = dict(image_size=SIZE, widths=(4, 8))
 
 
-def tiny_model(**kwargs):
+def tiny_model(network=(), schedule=(), sampling=(), **kwargs):
+    """A DiffusionModel of a tiny conditional study U-Net at 32 px, the cosine-angle schedule and 3 DDIM steps;
+    ``network``, ``schedule`` and ``sampling`` change settings of these parts, ``kwargs`` the model's own."""
     keras.utils.set_random_seed(0)
-    model = DiffusionModel(**{**TINY_NET, **kwargs})
+    model = DiffusionModel(network=NetworkSettings(**{**TINY_NET, **dict(network)}),
+                           schedule=CosineAngleSchedule(**dict(schedule)),
+                           sampling=SamplerSettings(**{"sampling_steps": 3, **dict(sampling)}), **kwargs)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3))
     return model
 
@@ -127,7 +131,7 @@ def test_velocity_prediction_implies_the_true_noise_and_is_trained_on_the_veloci
 
 
 def test_image_prediction_implies_the_true_noise():
-    model = tiny_model(prediction="image", max_signal_rate=0.999)
+    model = tiny_model(prediction="image", schedule=dict(max_signal_rate=0.999))
     rng = np.random.default_rng(1)
     photos, noises = (tf.constant(rng.uniform(-1, 1, (3, 4, 4, 3)), tf.float32) for _ in range(2))
     times = tf.constant([0.0, 0.5, 1.0])[:, None, None, None]
@@ -141,7 +145,8 @@ def test_image_prediction_implies_the_true_noise():
 def test_snr_weightings_weight_the_x0_error(prediction, weighting, floor):
     """Whatever the network predicts, the trained loss is the mean of w(SNR) |x0 error|^2: min-SNR (Hang et al.
     2023) w = min(SNR, gamma); clipped-SNR w = clip(SNR, 1, gamma)."""
-    model = tiny_model(prediction=prediction, loss_weighting=weighting, min_snr_gamma=5.0, max_signal_rate=0.999)
+    model = tiny_model(prediction=prediction, loss_weighting=weighting, min_snr_gamma=5.0,
+                       schedule=dict(max_signal_rate=0.999))
     assert model.trained_loss_name == "weighted_loss" and "weighted_loss" in [m.name for m in model.metrics]
     rng = np.random.default_rng(2)
     photos = tf.constant(rng.uniform(-1, 1, (64, 4, 4, 3)), tf.float32)
@@ -172,7 +177,7 @@ def test_snr_weightings_weight_the_x0_error(prediction, weighting, floor):
 def guided_model():
     """Random weights predict a small noise, so the output is mostly x_1 / min_signal_rate: a min signal rate of
     0.6 keeps it inside [-1, 1] often enough for the predictions' effect to show (exact 0 when nothing changes)."""
-    model = tiny_model(condition_dropout=0.1, max_signal_rate=0.999, min_signal_rate=0.6)
+    model = tiny_model(condition_dropout=0.1, schedule=dict(max_signal_rate=0.999, min_signal_rate=0.6))
     randomize(model.ema_network, scale=0.1)
     return model
 
@@ -205,7 +210,7 @@ def test_stochastic_samplers_run_and_differ_from_deterministic_ddim(guided_model
 
 
 def test_unconditional_model_ignores_the_label_maps():
-    model = tiny_model(conditional=False)
+    model = tiny_model(network=dict(condition_channels=0))
     randomize(model.ema_network)
     assert len(model.network.inputs) == 2
     a, b = model.translate(label_batch(3)).numpy(), model.translate(label_batch(3, seed=9)).numpy()
@@ -213,20 +218,48 @@ def test_unconditional_model_ignores_the_label_maps():
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(guidance=1.0), "condition dropout"),
-    (dict(conditional=False, condition_dropout=0.1), "conditional model"),
-    (dict(sampler="euler"), "unknown sampler"),
-    (dict(schedule="quadratic"), "unknown noise schedule"),
-    (dict(widths=(4, 8, 8, 8, 8, 8)), "image size 32"),
-    (dict(network="transformer"), "unknown diffusion network"),
+@pytest.mark.parametrize("parts, message", [
+    (dict(sampling=dict(guidance=1.0)), "condition dropout"),
+    (dict(network=dict(condition_channels=0), condition_dropout=0.1), "conditional model"),
+    (dict(sampling=dict(sampler="euler")), "unknown sampler"),
+    (dict(sampling=dict(sampling_steps=0)), "positive integer"),
+    (dict(schedule=dict(max_signal_rate=0.5, min_signal_rate=0.6)), "min_signal_rate < max_signal_rate"),
+    (dict(network=dict(widths=(4, 8, 8, 8, 8, 8))), "image size 32"),
+    (dict(network=dict(name="transformer")), "unknown diffusion network"),
     (dict(loss_weighting="p2"), "unknown loss weighting"),
-    (dict(conditional=False, condition_every_level=True), "needs a conditional model"),
-    (dict(network="attention", widths=(8, 16), condition_every_level=True), "only for the study network"),
+    (dict(network=dict(condition_channels=0, condition_every_level=True)), "needs a conditional model"),
+    (dict(network=dict(name="attention", widths=(8, 16), condition_every_level=True)), "only for the study network"),
 ])
-def test_bad_settings_raise_clear_errors(kwargs, message):
+def test_bad_settings_raise_clear_errors(parts, message):
     with pytest.raises(I2IError, match=message):
-        DiffusionModel(**{**TINY_NET, **kwargs})
+        tiny_model(**parts)
+
+
+def test_a_config_names_its_schedule_and_the_signal_rates_apply_to_the_cosine_angle_one_only():
+    assert repr(named_schedule("cosine-angle", 0.999, 0.6)) == repr(CosineAngleSchedule(0.999, 0.6))
+    assert named_schedule("linear", 0.999, 0.6).name == "linear"
+    with pytest.raises(I2IError, match="unknown noise schedule"):
+        named_schedule("quadratic")
+
+
+def test_a_built_network_is_used_as_given_and_says_what_is_diffused():
+    network = study_unet(image_size=SIZE, condition_channels=0, input_width=4, down_widths=(4, 8),
+                         bottleneck_width=16, image_channels=4)
+    model = DiffusionModel(network=network, sampling=SamplerSettings(sampling_steps=2))
+    assert model.network is network and (model.image_size, model.image_channels, model.conditional) == (SIZE, 4, False)
+    assert model.translate(label_batch(2)).shape == (2, SIZE, SIZE, 4)
+    with pytest.raises(I2IError, match="NetworkSettings or a keras.Model"):
+        DiffusionModel(network="study")
+
+
+def test_the_ddim_config_gives_the_model_its_network_schedule_and_sampler():
+    config = {**ddim.PRESETS["quick"], "image_size": SIZE, "widths": [4, 8], "schedule": "linear", "eta": 0.5,
+              "sampling_steps": 7, "sample_seed": 3}
+    model = ddim.build(config)
+    assert model.sampling == SamplerSettings(sampler="ddim", sampling_steps=7, eta=0.5, guidance=0.0,
+                                             clip_denoised=True, sample_seed=3)
+    assert model.schedule.name == "linear" and (model.prediction, model.ema) == ("image", 0.995)
+    assert model.network.name == "study_unet" and model.conditional and model.image_size == SIZE
 
 
 # ---------------------------------------------------------------------------------- train script
@@ -243,6 +276,17 @@ def test_paper_preset_is_table_6_with_the_table_4_network():
     reference = study_unet(image_size=64, condition_channels=3)
     assert [tuple(w.shape) for w in model.network.weights] == [tuple(w.shape) for w in reference.weights]
     assert model.ema_network.count_params() == reference.count_params()
+
+
+def test_a_run_saved_before_newer_settings_builds_with_what_it_trained_with():
+    """Older DDIM configs have no loss_weighting, min_snr_gamma, condition_every_level or latent: eq. 8 unweighted,
+    the label map at the first layer only, on photos."""
+    newer = ("loss_weighting", "min_snr_gamma", "condition_every_level", "latent")
+    config = {key: value for key, value in {**ddim.PRESETS["paper"], "image_size": SIZE, "widths": [4, 8]}.items()
+              if key not in newer}
+    model = ddim.build(config)
+    assert (model.loss_weighting, model.min_snr_gamma, model.trained_loss_name) == ("none", 5.0, "noise_loss")
+    assert model.conditional and not any(layer.name.startswith("condition_pool") for layer in model.network.layers)
 
 
 def test_unconditional_flag(tmp_path):

@@ -171,7 +171,7 @@ def test_condition_every_level_feeds_the_pooled_label_map_to_every_block():
         prediction = model([noisy, variances, condition])
     assert np.all(np.any(tape.gradient(prediction, condition).numpy() != 0, axis=(1, 2, 3)))
     with pytest.raises(I2IError, match="only for the study network"):
-        from models.diffusion.model import build_network
+        from models.diffusion.networks import build_network
         build_network("attention", 32, (8, 16), condition_channels=3, condition_every_level=True)
 
 

@@ -61,6 +61,20 @@ def test_autoencoder_shapes_at_256_px():
         KLAutoencoder(image_size=100, lpips_weight=0.0)
 
 
+def test_latent_ddim_builds_its_network_at_the_latent_size_and_refuses_a_network_of_photos():
+    from models.autoencoder import KLAutoencoder
+    from models.diffusion import NetworkSettings
+    from models.diffusion.latent import LatentDiffusionModel
+
+    autoencoder = KLAutoencoder(image_size=32, widths=(4, 8), lpips_weight=0.0)  # 32 px -> 16x16x4 latents
+    network = NetworkSettings(image_size=32, widths=(4, 8))  # the config's image size: the photos'
+    model = LatentDiffusionModel(autoencoder, network=network)
+    assert (model.image_size, model.image_channels, model.photo_size) == (16, 4, 32)
+    assert model.network.inputs[0].shape[1:] == (16, 16, 4)
+    with pytest.raises(I2IError, match="the autoencoder's latents are 16 px with 4 channels"):
+        LatentDiffusionModel(autoencoder, network=network.build())
+
+
 def test_lpips_loss_is_the_metric_and_has_a_gradient():
     import tensorflow as tf
 

@@ -7,22 +7,33 @@ a fixed augmentation set); validation batches of photos are encoded in ``test_st
 at the photo size and returns decoded photos.
 """
 
+import dataclasses
+
 import tensorflow as tf
 
 from models.diffusion.model import DiffusionModel
+from models.diffusion.networks import NetworkSettings
+from models.diffusion.schedules import DiffusionConfigError
 
 
 class LatentDiffusionModel(DiffusionModel):
     """``DiffusionModel`` on ``autoencoder``'s latents (``autoencoder.latent_size`` px, ``latent_channels``).
 
-    ``kwargs`` are ``DiffusionModel``'s, apart from ``image_size`` and ``image_channels`` (the latents'). The
-    autoencoder is frozen and is part of the model's weights, so a saved latent DDIM holds everything it samples
-    with. Sampled latents are not clipped (they are not in [-1, 1]); the decoded photos are.
+    ``kwargs`` are ``DiffusionModel``'s; a ``NetworkSettings`` network is built at the latents' size and channels,
+    a built network must take them. The autoencoder is frozen and is part of the model's weights, so a saved latent
+    DDIM holds everything it samples with. Sampled latents are not clipped (they are not in [-1, 1]; the default
+    ``SamplerSettings`` does not clip); the decoded photos are.
     """
 
-    def __init__(self, autoencoder, clip_denoised=False, **kwargs):
-        super().__init__(image_size=autoencoder.latent_size, image_channels=autoencoder.latent_channels,
-                         clip_denoised=clip_denoised, **kwargs)
+    def __init__(self, autoencoder, network=None, **kwargs):
+        latents = {"image_size": autoencoder.latent_size, "image_channels": autoencoder.latent_channels}
+        if network is None or isinstance(network, NetworkSettings):
+            network = dataclasses.replace(network or NetworkSettings(), **latents)
+        super().__init__(network=network, **kwargs)
+        if (self.image_size, self.image_channels) != (latents["image_size"], latents["image_channels"]):
+            raise DiffusionConfigError(f"the network diffuses {self.image_size} px with {self.image_channels} "
+                                       f"channels, the autoencoder's latents are {latents['image_size']} px with "
+                                       f"{latents['image_channels']} channels")
         self.autoencoder = autoencoder
         self.autoencoder.trainable = False
         self.photo_size = autoencoder.image_size

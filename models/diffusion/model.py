@@ -1,17 +1,19 @@
 """The DDIM / DDPM model (study section 3.6, Tables 4-6), after the keras.io DDIM example.
 
-``DiffusionModel`` trains a noise-prediction network with the noise loss of eq. (8) (the image loss, the
-L1 error of the x_0 estimate of eq. (11), is tracked as in the study's Fig. 7 but not trained on) and keeps an
-exponential moving average of the network's weights in a second copy, ``ema_network``, as keras.io does. The EMA
-copy is an attribute of the model, so it is part of ``model.weights.h5`` and of the resume backup; it averages
-*all* weights, batch-norm statistics included (Keras optimizers' own ``use_ema`` covers only trainable
-variables and swaps the average into the model at the end of ``fit``).
+``DiffusionModel`` is made of three parts, as diffusers separates a UNet from its scheduler: a noise network
+(``NetworkSettings`` or a built ``keras.Model``), a noise schedule (``models.diffusion.schedules``) and the sampler's
+settings (``SamplerSettings``). It trains the network with the noise loss of eq. (8) (the image loss, the L1 error of
+the x_0 estimate of eq. (11), is tracked as in the study's Fig. 7 but not trained on) and keeps an exponential moving
+average of the network's weights in a second copy, ``ema_network``, as keras.io does. The EMA copy is an attribute
+of the model, so it is part of ``model.weights.h5`` and of the resume backup; it averages *all* weights, batch-norm
+statistics included (Keras optimizers' own ``use_ema`` covers only trainable variables and swaps the average into
+the model at the end of ``fit``).
 
-Conditional mode (the default; the study's DDIM was unconditional and failed): the label map is concatenated to
-the network input (and with ``condition_every_level``, pooled, to the input of every level of the study U-Net).
-With ``condition_dropout = p`` a fraction p of the training label maps is replaced by the "null" label map (all
-zeros, mid-grey, which no real label map is), so that the same network also predicts the unconditional noise and
-classifier-free guidance (Ho & Salimans 2022) can sample with eps = (1 + w) eps(x, label) - w eps(x, null).
+Conditional mode (a network with a label input; the study's DDIM was unconditional and failed): the label map is
+concatenated to the network input (and with ``condition_every_level``, pooled, to the input of every level of the
+study U-Net). With ``condition_dropout = p`` a fraction p of the training label maps is replaced by the "null" label
+map (all zeros, mid-grey, which no real label map is), so that the same network also predicts the unconditional
+noise and classifier-free guidance (Ho & Salimans 2022) can sample with eps = (1 + w) eps(x, label) - w eps(x, null).
 
 ``prediction="velocity"`` makes the network predict v = s eps - n x_0 (Salimans & Ho 2022) instead of eps: its
 loss is eq. (8) weighted by 1 / s^2, and its x_0 estimates are not amplified by n / s (= 50 at the study's
@@ -23,14 +25,12 @@ noise level. Samplers still receive eps. Why the quick preset predicts x_0: resu
 same photos. Unconditional models ignore the labels and sample as many photos.
 """
 
-import math
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from losses import l1_loss, l2_loss, noise_loss
-from models.diffusion import get_network
+from models.diffusion.networks import NetworkSettings
 from models.diffusion.predictions import (
     LOSS_WEIGHTINGS,
     PREDICTIONS,
@@ -38,91 +38,51 @@ from models.diffusion.predictions import (
     prediction_target,
     snr_loss_weight,
 )
-from models.diffusion.samplers import ddim_sample, ddpm_sample
-from models.diffusion.schedules import DiffusionConfigError, add_noise, get_schedule, images_from_noise
+from models.diffusion.samplers import SamplerSettings, check_sampling, ddim_sample, ddpm_sample
+from models.diffusion.schedules import CosineAngleSchedule, DiffusionConfigError, add_noise, images_from_noise
 from models.training import LossTracking, build_optimizers, minimize
-
-SAMPLERS = ("ddim", "ddpm")
-STUDY_WIDTHS = (64, 128, 256, 256)  # Table 4: D64 D128 D256 D256 (input C32 = widths[0] / 2, R512 = 2 * widths[-1])
-
-
-def build_network(name, image_size, widths, block_depth=2, condition_channels=0, condition_every_level=False,
-                  image_channels=3):
-    """The noise network ``name`` (``study``: Table 4; ``attention``: Ho et al. 2020's) at the level widths ``widths``.
-
-    ``study``: input 1x1 conv of ``widths[0] / 2`` channels, down blocks ``widths``, bottleneck ``2 * widths[-1]``
-    (``STUDY_WIDTHS`` gives Table 4 exactly). ``attention``: one level per width, attention at 16x16, group norm
-    with ``min(32, gcd(widths) / 2)`` groups. ``condition_every_level`` (study network only): the label map also
-    enters every level (see ``study_unet``). ``image_channels``: channels of what is diffused (3: photos; 4: the
-    latent DDIM's latents).
-    """
-    widths = tuple(int(w) for w in widths)
-    if not widths or min(widths) < 2:
-        raise DiffusionConfigError(f"network widths must be a non-empty list of integers >= 2, got {list(widths)}")
-    if condition_every_level and name != "study":
-        raise DiffusionConfigError("the label map at every level (condition_every_level) exists only for the "
-                                   "study network")
-    if name == "study":
-        return get_network("study", image_size, condition_channels, input_width=max(1, widths[0] // 2),
-                           down_widths=widths, bottleneck_width=2 * widths[-1], block_depth=block_depth,
-                           condition_every_level=condition_every_level, image_channels=image_channels)
-    if name == "attention":
-        groups = min(32, max(1, math.gcd(*widths) // 2))
-        return get_network("attention", image_size, condition_channels, widths=widths, block_depth=block_depth,
-                           norm_groups=groups, image_channels=image_channels)
-    return get_network(name)  # raises the error naming the choices
 
 
 class DiffusionModel(LossTracking, keras.Model):
     """DDIM (study Tables 4-6) with EMA weights for sampling, optionally conditioned on the label map.
 
     Args:
-        image_size, network, widths, block_depth: the noise network (see ``build_network``).
-        conditional: concatenate the label map to the network input (False: the study's unconditional model).
-        condition_every_level: also concatenate the label map, average-pooled, at every level of the study U-Net
-            (not in Table 4, which feeds it to the first layer only).
-        schedule, max_signal_rate, min_signal_rate: the noise schedule (``get_schedule``); the signal rates are
-            the cosine-angle schedule's (Table 6: 0.95 and 0.02) and ignored by the discrete schedules.
+        network: the noise network: a ``NetworkSettings`` to build (default: Table 4's U-Net at 64 px, conditional)
+            or a built ``keras.Model`` of ``[noisy_images, noise_variances(, labels)]``. Its inputs say the size and
+            channels of what is diffused, and whether the model is conditional (a label input).
+        schedule: the noise schedule (``models.diffusion.schedules``; default the study's cosine-angle schedule with
+            Table 6's signal rates 0.95 and 0.02).
+        sampling: ``SamplerSettings``: sampler (``ddim`` with eta, or ``ddpm``), steps, guidance weight w (0 = plain
+            conditional sampling), clipping of the x_0 estimates, seed.
+        prediction: ``noise`` (eps, eq. 8, the study), ``velocity`` (v, trained on the v error) or ``image`` (x_0).
+        loss_weighting, min_snr_gamma: ``none``, ``min-snr`` or ``clipped-snr`` (per-time weights, see
+            ``models.diffusion.predictions.snr_loss_weight``).
         ema, ema_warmup: EMA decay of the sampling weights (keras.io: 0.999); with ``ema_warmup`` update k uses
             ``min(ema, (1 + k) / (10 + k))`` (``tf.train.ExponentialMovingAverage``'s ``num_updates`` rule), so a
             short run does not keep its random initial weights in the average.
         condition_dropout: fraction of training label maps replaced by the null label (classifier-free guidance).
-        guidance: guidance weight w of the sampler (0 = plain conditional sampling).
-        sampler, sampling_steps, eta, clip_denoised: reverse diffusion (``ddim`` with eta, or ``ddpm``); with
-            ``clip_denoised`` every x_0 estimate is clipped to [-1, 1].
-        prediction: ``noise`` (eps, eq. 8, the study), ``velocity`` (v, trained on the v error) or ``image`` (x_0).
-        loss_weighting, min_snr_gamma: ``none``, ``min-snr`` or ``clipped-snr`` (per-time weights, see
-            ``models.diffusion.predictions.snr_loss_weight``).
-        sample_seed: seed of the sampler's initial noise (and of its stochastic steps).
         seed: seed of the training randomness (noise, times, condition dropout).
-        image_channels: channels of what is diffused (3: photos).
 
     Two hooks let a subclass diffuse something else than photos (``LatentDiffusionModel``): ``conditions(labels)``
     turns label maps into the network's condition, ``decode_samples(x)`` turns samples into photos.
     """
 
-    def __init__(self, image_size=64, network="study", widths=STUDY_WIDTHS, block_depth=2, conditional=True,
-                 schedule="cosine-angle", max_signal_rate=0.95, min_signal_rate=0.02, ema=0.999, ema_warmup=False,
-                 condition_dropout=0.0, guidance=0.0, sampler="ddim", sampling_steps=20, eta=0.0,
-                 clip_denoised=False, prediction="noise", loss_weighting="none", min_snr_gamma=5.0,
-                 condition_every_level=False, sample_seed=0, seed=0, image_channels=3, **kwargs):
+    def __init__(self, network=None, schedule=None, sampling=None, prediction="noise", loss_weighting="none",
+                 min_snr_gamma=5.0, ema=0.999, ema_warmup=False, condition_dropout=0.0, seed=0, **kwargs):
         super().__init__(**kwargs)
-        self.image_size, self.conditional = int(image_size), bool(conditional)
-        self.image_channels = int(image_channels)
-        self.ema, self.ema_warmup = float(ema), bool(ema_warmup)
-        self.condition_dropout, self.guidance = float(condition_dropout), float(guidance)
-        self.sampler, self.sampling_steps, self.eta = sampler, int(sampling_steps), float(eta)
-        self.clip_denoised, self.sample_seed = bool(clip_denoised), int(sample_seed)
+        self.schedule = CosineAngleSchedule() if schedule is None else schedule
+        self.sampling = SamplerSettings() if sampling is None else sampling
         self.prediction, self.loss_weighting, self.min_snr_gamma = prediction, loss_weighting, float(min_snr_gamma)
+        self.ema, self.ema_warmup = float(ema), bool(ema_warmup)
+        self.condition_dropout = float(condition_dropout)
+        network = NetworkSettings() if network is None else network
+        if not isinstance(network, (NetworkSettings, keras.Model)):
+            raise DiffusionConfigError(f"the network must be a NetworkSettings or a keras.Model, got {network!r}")
+        self.network = network.build() if isinstance(network, NetworkSettings) else network
+        images = self.network.inputs[0].shape  # (batch, size, size, channels)
+        self.image_size, self.image_channels = int(images[1]), int(images[-1])
+        self.conditional = len(self.network.inputs) > 2
         self._check_settings()
-        schedule_kwargs = ({"max_signal_rate": max_signal_rate, "min_signal_rate": min_signal_rate}
-                           if str(schedule).strip().lower().replace("_", "-") == "cosine-angle" else {})
-        self.schedule = get_schedule(schedule, **schedule_kwargs)
-        condition_channels = 3 if self.conditional else 0
-        if condition_every_level and not self.conditional:
-            raise DiffusionConfigError("the label map at every level needs a conditional model (--conditional)")
-        self.network = build_network(network, self.image_size, widths, block_depth, condition_channels,
-                                     bool(condition_every_level), self.image_channels)
         self.ema_network = keras.models.clone_model(self.network)
         self.ema_network.set_weights(self.network.get_weights())
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -135,10 +95,19 @@ class DiffusionModel(LossTracking, keras.Model):
         self._samplers = {}
         self.built = True  # the networks are built functional models
 
+    # the sampler's settings, as translate() and the samplers read them
+    sampler = property(lambda self: self.sampling.sampler)
+    sampling_steps = property(lambda self: self.sampling.sampling_steps)
+    eta = property(lambda self: self.sampling.eta)
+    guidance = property(lambda self: self.sampling.guidance)
+    clip_denoised = property(lambda self: self.sampling.clip_denoised)
+    sample_seed = property(lambda self: self.sampling.sample_seed)
+
     @property
     def trained_loss_name(self):
-        """The tracked loss the optimizer minimises: the unweighted error of what the network predicts, or
-        ``weighted_loss`` (a min-SNR or clipped-SNR weighting, or the x_0 error of ``prediction="image"``)."""
+        """The tracked loss the optimizer minimises: eq. 8's ``noise_loss`` (the study), the unweighted v error
+        ``velocity_loss``, or ``weighted_loss`` (a min-SNR or clipped-SNR weighting, or the x_0 error of
+        ``prediction="image"``)."""
         if self.loss_weighting == "none" and self.prediction != "image":
             return "velocity_loss" if self.prediction == "velocity" else "noise_loss"
         return "weighted_loss"
@@ -161,14 +130,7 @@ class DiffusionModel(LossTracking, keras.Model):
         self._check_sampling(self.sampler, self.sampling_steps, self.eta, self.guidance)
 
     def _check_sampling(self, sampler, steps, eta, guidance):
-        if sampler not in SAMPLERS:
-            raise DiffusionConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-        if isinstance(steps, bool) or int(steps) != steps or steps < 1:
-            raise DiffusionConfigError(f"the number of sampling steps must be a positive integer, got {steps!r}")
-        if eta < 0:
-            raise DiffusionConfigError(f"DDIM eta must be >= 0, got {eta}")
-        if guidance < 0:
-            raise DiffusionConfigError(f"guidance weight must be >= 0, got {guidance}")
+        check_sampling(sampler, steps, eta, guidance)
         if guidance and not self.condition_dropout:
             raise DiffusionConfigError("guidance needs a model trained with condition dropout "
                                        "(--condition-dropout p > 0): without it the unconditional prediction "
@@ -195,8 +157,9 @@ class DiffusionModel(LossTracking, keras.Model):
         return [noisy_images, noise_variances, labels] if self.conditional else [noisy_images, noise_variances]
 
     def loss_terms(self, labels, photos, network, seed, training):
-        """The losses at random times and noises (DDPM Algorithm 1): the noise loss of eq. 8, the image loss (L1 of
-        the eq. 11 estimate), and the error of what the network predicts, weighted over time if so configured."""
+        """The losses at random times and noises (Ho et al. 2020, Algorithm 1), by name: the study's noise loss
+        (eq. 8), its image loss (L1 of the eq. 11 estimate, Fig. 7), and the variants of eq. 8 that another
+        prediction or a weighting trains instead (``trained_loss_name``)."""
         noises = keras.random.normal(tf.shape(photos), seed=seed)
         times = self.schedule.sample_training_times((tf.shape(photos)[0], 1, 1, 1), seed=seed)
         signal_rates, noise_rates = self.schedule.signal_and_noise_rates(times)
@@ -206,21 +169,28 @@ class DiffusionModel(LossTracking, keras.Model):
         outputs = network(self._network_inputs(noisy_images, tf.square(noise_rates), labels), training=training)
         predicted_noises = noise_from_prediction(self.prediction, outputs, noisy_images, noise_rates)
         predicted_images = images_from_noise(noisy_images, predicted_noises, signal_rates, noise_rates)  # eq. 11
-        losses = {"noise_loss": noise_loss(noises, predicted_noises),  # eq. 8
+        losses = {"noise_loss": noise_loss(noises, predicted_noises),  # eq. 8: mean((eps - eps_theta)^2)
                   "image_loss": l1_loss(photos, predicted_images)}
-        target = prediction_target(self.prediction, noises, photos, signal_rates, noise_rates)
-        if self.prediction == "velocity":
-            losses["velocity_loss"] = l2_loss(target, outputs)
-        if self.trained_loss_name == "weighted_loss":
-            errors = tf.reduce_mean(tf.square(target - outputs), axis=[1, 2, 3])
-            weights = snr_loss_weight(self.loss_weighting, self.prediction, signal_rates, noise_rates,
-                                      self.min_snr_gamma)
-            losses["weighted_loss"] = tf.reduce_mean(weights[:, 0, 0, 0] * errors)
+        if self.prediction == "velocity":  # Salimans & Ho 2022: mean((v - v_theta)^2), eq. 8 weighted by 1 / s^2
+            losses["velocity_loss"] = l2_loss(prediction_target("velocity", noises, photos, signal_rates,
+                                                                noise_rates), outputs)
+        if self.trained_loss_name == "weighted_loss":  # x_0 prediction, or min-SNR / clipped-SNR weights
+            losses["weighted_loss"] = self.weighted_loss(outputs, noises, photos, signal_rates, noise_rates)
         return losses
 
+    def weighted_loss(self, outputs, noises, photos, signal_rates, noise_rates):
+        """Each image's mean squared error of what the network predicts, weighted by its time: weight 1 for x_0
+        prediction without a weighting; min(SNR, gamma) (min-SNR, Hang et al. 2023) or clip(SNR, 1, gamma) on the x_0
+        error, converted to the error of what is predicted (``snr_loss_weight``); then the mean over the batch."""
+        target = prediction_target(self.prediction, noises, photos, signal_rates, noise_rates)
+        errors = tf.reduce_mean(tf.square(target - outputs), axis=[1, 2, 3])
+        weights = snr_loss_weight(self.loss_weighting, self.prediction, signal_rates, noise_rates, self.min_snr_gamma)
+        return tf.reduce_mean(weights[:, 0, 0, 0] * errors)
+
     def train_step(self, data):
-        """DDPM Algorithm 1: noise the photos at random times (eq. 9) and step on the network's error, by default the
-        noise loss of eq. 8, || eps - eps_theta(x_t, t, label) ||^2; then update the EMA weights."""
+        """Ho et al. 2020, Algorithm 1: noise the photos at random times, x_t = s x_0 + n eps (eq. 9), and step on
+        the study's eq. 8, mean((eps - eps_theta(x_t, t, label))^2) (or on the variant configured:
+        ``trained_loss_name``); then update the EMA weights."""
         labels, photos = data
         with tf.GradientTape() as tape:
             losses = self.loss_terms(labels, photos, self.network, self.seed_generator, training=True)
@@ -253,7 +223,6 @@ class DiffusionModel(LossTracking, keras.Model):
         decay = self.ema_decay()
         for weight, ema_weight in zip(self.network.weights, self.ema_network.weights):
             ema_weight.assign(decay * ema_weight + (1.0 - decay) * weight)
-
 
     # ------------------------------------------------------------------------------------------ sampling
     def translating_weights(self):

@@ -18,6 +18,7 @@ so DDIM with eta = 1 and DDPM with ``variance="posterior"`` take identical steps
 """
 
 import collections
+import dataclasses
 
 import numpy as np
 import tensorflow as tf
@@ -29,6 +30,41 @@ Trajectory.__doc__ = """Intermediate states: ``times`` [N + 1]; ``noisy_images``
 time, starting with the initial noise); ``predicted_images`` [N, ...] (the x_0 estimate of each step)."""
 
 DDPM_VARIANCES = ("beta", "posterior")
+
+SAMPLERS = ("ddim", "ddpm")
+
+
+def check_sampling(sampler, steps, eta, guidance):
+    """Raise ``DiffusionConfigError`` for a sampler name, step count, eta or guidance weight that cannot sample."""
+    if sampler not in SAMPLERS:
+        raise DiffusionConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise DiffusionConfigError(f"the number of sampling steps must be a positive integer, got {steps!r}")
+    if eta < 0:
+        raise DiffusionConfigError(f"DDIM eta must be >= 0, got {eta}")
+    if guidance < 0:
+        raise DiffusionConfigError(f"guidance weight must be >= 0, got {guidance}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerSettings:
+    """How a diffusion model samples, apart from its network and schedule: ``sampler`` ``ddim`` (``ddim_sample``,
+    with ``eta``) or ``ddpm`` (``ddpm_sample``), ``sampling_steps``, classifier-free ``guidance`` weight w (Ho &
+    Salimans 2022: eps = (1 + w) eps(x, label) - w eps(x, null)), ``clip_denoised`` (every x_0 estimate clipped to
+    [-1, 1]) and ``sample_seed``, the seed of the initial noise and of the stochastic steps."""
+
+    sampler: str = "ddim"
+    sampling_steps: int = 20
+    eta: float = 0.0
+    guidance: float = 0.0
+    clip_denoised: bool = False
+    sample_seed: int = 0
+
+    def __post_init__(self):
+        for name, kind in (("sampling_steps", int), ("eta", float), ("guidance", float), ("clip_denoised", bool),
+                           ("sample_seed", int)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+        check_sampling(self.sampler, self.sampling_steps, self.eta, self.guidance)
 
 
 def transition_beta(signal_t, noise_t, signal_s, noise_s):

@@ -169,6 +169,14 @@ def get_schedule(name, **kwargs):
     return _FACTORIES[key](**kwargs)
 
 
+def named_schedule(schedule, max_signal_rate=0.95, min_signal_rate=0.02):
+    """The schedule ``schedule`` of a config, which names the cosine-angle schedule's signal rates (Table 6: 0.95 and
+    0.02) whatever the schedule; the discrete schedules ignore them."""
+    rates = ({"max_signal_rate": max_signal_rate, "min_signal_rate": min_signal_rate}
+             if str(schedule).strip().lower().replace("_", "-") == "cosine-angle" else {})
+    return get_schedule(schedule, **rates)
+
+
 def add_noise(images, noises, signal_rates, noise_rates):
     """Forward noising, eq. (10): x_t = signal_rate * x_0 + noise_rate * eps."""
     return signal_rates * images + noise_rates * noises

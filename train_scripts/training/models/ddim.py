@@ -95,6 +95,7 @@ def build(config, autoencoder=None):
     (``autoencoder``: that autoencoder, already built)."""
     import keras
 
+    from models.diffusion import NetworkSettings, SamplerSettings, named_schedule
     from models.diffusion.latent import LatentDiffusionModel
     from models.diffusion.model import DiffusionModel
 
@@ -103,8 +104,15 @@ def build(config, autoencoder=None):
         autoencoder = autoencoder or load_autoencoder(settings.latent)
         model_class, space = LatentDiffusionModel, {"autoencoder": autoencoder}
     else:
-        model_class, space = DiffusionModel, {"image_size": config["image_size"]}
-    model = model_class(**space, **arguments_for(settings, DiffusionModel, seed=config["seed"]))
+        model_class, space = DiffusionModel, {}
+    # the network (built at the latents' size by LatentDiffusionModel), the schedule and the sampler, apart
+    network = NetworkSettings(**arguments_for(settings, NetworkSettings, name=settings.network,
+                                              image_size=config["image_size"], widths=tuple(settings.widths),
+                                              condition_channels=3 if settings.conditional else 0))
+    schedule = named_schedule(**arguments_for(settings, named_schedule))
+    sampling = SamplerSettings(**arguments_for(settings, SamplerSettings))
+    model = model_class(**space, **arguments_for(settings, DiffusionModel, network=network, schedule=schedule,
+                                                 sampling=sampling, seed=config["seed"]))
     optimizer = keras.optimizers.AdamW(settings.lr, weight_decay=settings.weight_decay, beta_1=settings.beta_1,
                                        beta_2=settings.beta_2)
     model.compile(optimizer=optimizer, jit_compile=config["jit_compile"],
