@@ -49,7 +49,7 @@ def build(config):
     lpips = LPIPSLoss() if settings.lpips_weight else None
     model = KLAutoencoder(**arguments_for(settings, KLAutoencoder, image_size=config["image_size"], lpips=lpips,
                                           seed=config["seed"]))
-    optimizer = keras.optimizers.Adam(settings.lr, beta_1=settings.beta_1, beta_2=settings.beta_2)
+    optimizer = keras.optimizers.Adam(**arguments_for(settings, keras.optimizers.Adam, learning_rate=settings.lr))
     model.compile(optimizer=optimizer, jit_compile=config["jit_compile"],
                   steps_per_execution=config["steps_per_execution"])
     return model

@@ -44,7 +44,7 @@ def build(config):
     model = CGAN(**arguments_for(settings, CGAN, image_size=config["image_size"]))
 
     def adam():
-        return keras.optimizers.Adam(settings.lr, beta_1=settings.beta_1, beta_2=settings.beta_2)
+        return keras.optimizers.Adam(**arguments_for(settings, keras.optimizers.Adam, learning_rate=settings.lr))
 
     model.compile(g_optimizer=adam(), d_optimizer=adam(), jit_compile=config["jit_compile"],
                   steps_per_execution=config["steps_per_execution"])

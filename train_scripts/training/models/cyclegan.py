@@ -52,7 +52,7 @@ def build(config):
 
     def adam():
         lr = LinearDecayAfter(settings.lr, config["steps"], decay_start=settings.decay_start or None)
-        return keras.optimizers.Adam(lr, beta_1=settings.beta_1, beta_2=settings.beta_2)
+        return keras.optimizers.Adam(**arguments_for(settings, keras.optimizers.Adam, learning_rate=lr))
 
     model.compile(g_optimizer=adam(), d_optimizer=adam(), jit_compile=config["jit_compile"],
                   steps_per_execution=config["steps_per_execution"])

@@ -113,8 +113,7 @@ def build(config, autoencoder=None):
     sampling = SamplerSettings(**arguments_for(settings, SamplerSettings))
     model = model_class(**space, **arguments_for(settings, DiffusionModel, network=network, schedule=schedule,
                                                  sampling=sampling, seed=config["seed"]))
-    optimizer = keras.optimizers.AdamW(settings.lr, weight_decay=settings.weight_decay, beta_1=settings.beta_1,
-                                       beta_2=settings.beta_2)
+    optimizer = keras.optimizers.AdamW(**arguments_for(settings, keras.optimizers.AdamW, learning_rate=settings.lr))
     model.compile(optimizer=optimizer, jit_compile=config["jit_compile"],
                   steps_per_execution=config["steps_per_execution"])
     return model
