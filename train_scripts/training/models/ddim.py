@@ -105,7 +105,7 @@ def build(config, autoencoder=None):
         model_class, space = LatentDiffusionModel, {"autoencoder": autoencoder}
     else:
         model_class, space = DiffusionModel, {}
-    # the network (built at the latents' size by LatentDiffusionModel), the schedule and the sampler, apart
+    # the model's three parts: its network (LatentDiffusionModel builds it at the latents' size), schedule, sampler
     network = NetworkSettings(**arguments_for(settings, NetworkSettings, name=settings.network,
                                               image_size=config["image_size"], widths=tuple(settings.widths),
                                               condition_channels=3 if settings.conditional else 0))
