@@ -2,11 +2,12 @@
 (OLD) and after it (NEW) ends with bit-identical weights, and a run interrupted (Ctrl-C) under OLD resumes under
 NEW to the same weights.
 
-    python results/layout-change/same_behaviour.py OLD_CHECKOUT NEW_CHECKOUT SCRATCH_DIR
+    python results/layout-change/same_behaviour.py OLD_CHECKOUT NEW_CHECKOUT SCRATCH_DIR [CASE ...]
 
 OLD_CHECKOUT and NEW_CHECKOUT are checkouts of the two commits (``git worktree add --detach DIR COMMIT``); tiny
 runs (``tests/conftest.py``'s ``tiny_args``: 32 px, narrow networks, synthetic facades, 12 steps, a checkpoint every
-step) go to SCRATCH_DIR, which is emptied first."""
+step) go to SCRATCH_DIR, which is emptied first. A CASE is a model and flags added to its tiny run, e.g.
+``"ddim --prediction noise"``; default: every model once."""
 import csv
 import os
 import shutil
@@ -19,6 +20,7 @@ import h5py
 import numpy as np
 
 OLD, NEW, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
+CASES = sys.argv[4:] or ["cvae", "cgan", "pix2pix", "cyclegan", "ddim", "autoencoder"]
 sys.path[:0] = [os.path.join(NEW, "tests"), NEW]
 from conftest import tiny_args  # noqa
 
@@ -56,10 +58,11 @@ def train(repo, model, out, args, stop_after=None):
 
 
 shutil.rmtree(OUT, ignore_errors=True)
-for model in ("cvae", "cgan", "pix2pix", "cyclegan", "ddim", "autoencoder"):
-    args = tiny_args(model, "synthetic", steps=STEPS)
+for case in CASES:
+    model, *flags = case.split()
+    args = tiny_args(model, "synthetic", steps=STEPS) + flags
     t = time.time()
-    runs = {k: os.path.join(OUT, k, model) for k in ("old", "new", "resumed")}
+    runs = {k: os.path.join(OUT, k, "_".join(case.replace("-", "").split())) for k in ("old", "new", "resumed")}
     train(OLD, model, runs["old"], args)
     train(NEW, model, runs["new"], args)
     train(OLD, model, runs["resumed"], args, stop_after=4)
@@ -68,5 +71,5 @@ for model in ("cvae", "cgan", "pix2pix", "cyclegan", "ddim", "autoencoder"):
     train(NEW, model, runs["resumed"], args)
     eq, n = same(os.path.join(runs["old"], "model.weights.h5"), os.path.join(runs["new"], "model.weights.h5"))
     eq2, _ = same(os.path.join(runs["new"], "model.weights.h5"), os.path.join(runs["resumed"], "model.weights.h5"))
-    print(f"{model}: {STEPS} steps, {n} weight arrays; old == new: {eq}; stopped under old at step {stopped_at}, "
+    print(f"{case}: {STEPS} steps, {n} weight arrays; old == new: {eq}; stopped under old at step {stopped_at}, "
           f"resumed under new == new: {eq2} ({time.time() - t:.0f} s)", flush=True)
