@@ -41,6 +41,27 @@ def tiny_facades(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def synthetic_splits_rendered_once():
+    """Each synthetic split at each size is rendered once per pytest process, not by every ``load``: a split is a
+    pure function of (split, size, seed) and takes seconds to draw (a learning test loads its training and
+    validation splits again after the run has). Every caller gets its own copy of the arrays."""
+    from data import synthetic
+
+    render, rendered = synthetic.make_split, {}
+
+    def make_split(split, size=256, seed=0):
+        if size > 128:  # a 256 px set is 240 MB: rendered anew
+            return render(split, size=size, seed=seed)
+        if (split, size, seed) not in rendered:
+            rendered[split, size, seed] = render(split, size=size, seed=seed)
+        return tuple(a.copy() for a in rendered[split, size, seed])
+
+    synthetic.make_split = make_split
+    yield
+    synthetic.make_split = render
+
+
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
     """A user without the weight files and without network: empty weight folders, downloads fail."""
