@@ -7,10 +7,10 @@ sample and broadcast to the batch, so any split of the batch sees the same numbe
 normally (the patch is applied after the model is built). Public Keras API only.
 
 As a script, ``python tests/batch_invariant.py SCRIPT ARGS...`` trains ``SCRIPT`` (a train script's name) with
-``ARGS`` this way; ``launch.py`` can start it as a worker.
+``ARGS`` this way; ``launch.py`` can start it as a worker. It imports the toolkit from the path: the tests start it
+with ``run_helpers.env()``, whose ``PYTHONPATH`` puts this checkout first.
 """
 
-import os
 import sys
 
 import keras
@@ -62,7 +62,6 @@ def patch_spec(spec):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from train_scripts.training import registry, runner
 
     sys.exit(runner.main(patch_spec(registry.spec_for(sys.argv[1])), sys.argv[2:]))

@@ -1,4 +1,6 @@
-"""Shared test setup: quiet TensorFlow, the shared data/weights folder, small thread pools."""
+"""Shared test setup: quiet TensorFlow, the shared data/weights folder, fixtures used by several test files.
+
+Helper functions live in importable modules (``run_helpers``), not here: a test file never imports conftest."""
 
 import os
 
@@ -27,34 +29,7 @@ def repo_dir():
     return REPO
 
 
-# ------------------------------------------------------------------ tiny training runs (the glue's tests)
-
-# Model flags that shrink a network or its side costs, used where a script has them.
-TINY_FLAGS = {"ngf": "8", "ndf": "8", "widths": "8,16", "res_blocks": "1", "sampling_steps": "2", "kid_every": "0"}
-
-
-def train_script_names():
-    """Every model with a train script (``train_scripts/<name>.py``), from the model registry."""
-    from train_scripts.training.registry import model_names
-
-    return model_names()
-
-
-def tiny_args(script, data, steps=2, batch_size=2, image_size=32):
-    """Command-line flags for a tiny run of ``script``: its ``tiny`` preset if it has one, else ``quick``, at
-    ``image_size`` px, with the flags of TINY_FLAGS it accepts; one step per logged row and checkpoint."""
-    from train_scripts.training.registry import spec_for
-
-    spec = spec_for(script)
-    args = ["--preset", "tiny" if "tiny" in spec.presets else "quick", "--data", str(data),
-            "--image-size", str(image_size), "--batch-size", str(batch_size), "--steps", str(steps),
-            "--log-every", "1", "--checkpoint-every", "1", "--sample-every", str(steps), "--val-images", "2",
-            "--verbose", "0"]
-    for key, value in TINY_FLAGS.items():
-        if key in spec.arguments:
-            args += ["--" + key.replace("_", "-"), value]
-    return args
-
+# ------------------------------------------------------------------ tiny training runs (run_helpers.tiny_args)
 
 @pytest.fixture(scope="session")
 def tiny_facades(tmp_path_factory):
@@ -64,6 +39,27 @@ def tiny_facades(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_facades")
     write_ab_folder(root, size=32, counts={"train": 8, "val": 4, "test": 4})
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def synthetic_splits_rendered_once():
+    """Each synthetic split at each size is rendered once per pytest process, not by every ``load``: a split is a
+    pure function of (split, size, seed) and takes seconds to draw (a learning test loads its training and
+    validation splits again after the run has). Every caller gets its own copy of the arrays."""
+    from data import synthetic
+
+    render, rendered = synthetic.make_split, {}
+
+    def make_split(split, size=256, seed=0):
+        if size > 128:  # a 256 px set is 240 MB: rendered anew
+            return render(split, size=size, seed=seed)
+        if (split, size, seed) not in rendered:
+            rendered[split, size, seed] = render(split, size=size, seed=seed)
+        return tuple(a.copy() for a in rendered[split, size, seed])
+
+    synthetic.make_split = make_split
+    yield
+    synthetic.make_split = render
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
-"""Helpers for tests that drive a train script as a user does: run it, interrupt it, read its run folder.
+"""Helpers for tests that drive a train script as a user does: tiny runs' flags, run it, interrupt it, read its
+run folder. The same steps as tests/test_resume.py (which checks Pix2Pix), for any ``train_scripts/<model>.py``.
 
-The same steps as tests/test_resume.py (which checks Pix2Pix), for any ``train_scripts/<model>.py``.
+Test files import it as ``run_helpers`` (``tests/`` is on the path: ``pythonpath`` in setup.cfg); a subprocess
+started with :func:`env` imports it, and this checkout's packages, through ``PYTHONPATH``.
 """
 
 import csv
@@ -29,12 +31,49 @@ needs_alexnet_weights = pytest.mark.skipif(not alexnet_weights_present(),
                                                   "(set I2I_SHARED_DIR to the folder holding weights/)")
 
 
+TESTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS)
+
+# ------------------------------------------------------------------ tiny training runs (the glue's tests)
+
+# Model flags that shrink a network or its side costs, used where a script has them.
+TINY_FLAGS = {"ngf": "8", "ndf": "8", "widths": "8,16", "res_blocks": "1", "sampling_steps": "2", "kid_every": "0"}
+
+
+def train_script_names():
+    """Every model with a train script (``train_scripts/<name>.py``), from the model registry."""
+    from train_scripts.training.registry import model_names
+
+    return model_names()
+
+
+def tiny_args(script, data, steps=2, batch_size=2, image_size=32):
+    """Command-line flags for a tiny run of ``script``: its ``tiny`` preset if it has one, else ``quick``, at
+    ``image_size`` px, with the flags of TINY_FLAGS it accepts; one step per logged row and checkpoint."""
+    from train_scripts.training.registry import spec_for
+
+    spec = spec_for(script)
+    args = ["--preset", "tiny" if "tiny" in spec.presets else "quick", "--data", str(data),
+            "--image-size", str(image_size), "--batch-size", str(batch_size), "--steps", str(steps),
+            "--log-every", "1", "--checkpoint-every", "1", "--sample-every", str(steps), "--val-images", "2",
+            "--verbose", "0"]
+    for key, value in TINY_FLAGS.items():
+        if key in spec.arguments:
+            args += ["--" + key.replace("_", "-"), value]
+    return args
+
+
+# ------------------------------------------------------------------ train scripts in subprocesses
+
 def command(script, args, out, steps):
     return [sys.executable, f"train_scripts/{script}.py", *args, "--steps", str(steps), "--out", str(out)]
 
 
-def env():
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+def env(**extra):
+    """The environment of a subprocess: quiet TensorFlow; this checkout (its packages, then ``tests/``, whose helper
+    modules such as ``batch_invariant`` a child imports) first on the path, before an installed copy."""
+    path = os.pathsep.join(p for p in (REPO, TESTS, os.environ.get("PYTHONPATH")) if p)
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path, **extra)
 
 
 def run(script, args, out, steps, repo):

@@ -192,7 +192,7 @@ def test_pair_with_an_exif_rotated_photo_loads_upright(tmp_path):
 
 # ------------------------------------------------------------------- every train script, through the glue
 
-from conftest import tiny_args, train_script_names  # noqa: E402
+from run_helpers import tiny_args, train_script_names  # noqa: E402
 
 SCRIPTS = train_script_names()
 

@@ -261,26 +261,35 @@ RESUME_STEPS = 80
 
 
 @pytest.fixture(scope="module")
-def reference_run(tmp_path_factory, repo_dir):
+def resume_args(tiny_facades):
+    """The tiny run on the 32 px facades folder (not the quick preset's synthetic set, rendered anew by every
+    process; the data do not matter here, only that every run sees the same)."""
+    return [*TINY, "--data", str(tiny_facades)]
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, repo_dir, resume_args):
     out = tmp_path_factory.mktemp("uninterrupted")
-    done = run("cyclegan", TINY, out, RESUME_STEPS, repo_dir)
+    done = run("cyclegan", resume_args, out, RESUME_STEPS, repo_dir)
     assert done.returncode == 0, done.stderr
     return out
 
 
 @pytest.mark.slow
-def test_run_stopped_by_ctrl_c_then_killed_resumes_to_the_same_weights(tmp_path, repo_dir, reference_run):
+def test_run_stopped_by_ctrl_c_then_killed_resumes_to_the_same_weights(tmp_path, repo_dir, resume_args,
+                                                                       reference_run):
     out = tmp_path / "run"
-    code, stdout, stderr = start_and_stop("cyclegan", TINY, out, RESUME_STEPS, repo_dir, signal.SIGINT, after_epoch=2)
+    code, stdout, stderr = start_and_stop("cyclegan", resume_args, out, RESUME_STEPS, repo_dir, signal.SIGINT,
+                                          after_epoch=2)
     first_stop = saved_epoch(out) * 10  # Ctrl-C: checkpoint at the end of the current interval
     assert code != 0 and "checkpoint saved at step" in stdout and "Traceback" not in stderr
-    code, stdout, _ = start_and_stop("cyclegan", TINY, out, RESUME_STEPS, repo_dir, signal.SIGKILL,
+    code, stdout, _ = start_and_stop("cyclegan", resume_args, out, RESUME_STEPS, repo_dir, signal.SIGKILL,
                                      after_epoch=first_stop // 10 + 2)
     second_stop = saved_epoch(out) * 10  # kill -9: whatever the last periodic checkpoint holds
     assert code != 0 and f"from its checkpoint at step {first_stop} of {RESUME_STEPS}" in stdout
     assert 20 <= first_stop < second_stop < RESUME_STEPS
 
-    resumed = run("cyclegan", TINY, out, RESUME_STEPS, repo_dir)
+    resumed = run("cyclegan", resume_args, out, RESUME_STEPS, repo_dir)
     assert resumed.returncode == 0, resumed.stderr
     assert f"from its checkpoint at step {second_stop} of {RESUME_STEPS}" in resumed.stdout
     assert steps_logged(out) == list(range(10, RESUME_STEPS + 1, 10))  # no gaps or repeats in log.csv

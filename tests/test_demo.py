@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_args
 from data.layouts import find_pairs
 from data.pipeline import to_model_range, to_uint8
 from data.sources import read_pair, resize
 from data.synthetic import PALETTE, make_pairs
+from run_helpers import tiny_args
 from train_scripts.demo.app import DemoApp, Examples
 from train_scripts.demo.runs import display_names, finished_runs, resolve_runs
 from train_scripts.demo.server import PAGE_DIR, make_server

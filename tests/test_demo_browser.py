@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_args
 from data.synthetic import PALETTE
+from run_helpers import tiny_args
 from train_scripts.demo.app import DemoApp
 from train_scripts.demo.server import make_server
 from train_scripts.demo.translators import load_models

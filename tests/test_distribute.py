@@ -1,145 +1,31 @@
-"""``--strategy`` and ``--mixed-precision`` work for every train script, and distribution for the latent DDIM.
+"""``--strategy`` and ``--mixed-precision`` work for every train script.
 
-Distribution: the same tiny run - global batch 4, three steps, one step per logged row - is trained on one device
-(``--strategy default``), on two replicas of one process (``--strategy mirrored``; on CPU, two logical devices stand
-in for two GPUs, configured before TensorFlow initialises, hence a subprocess) and on two worker processes
-(``launch.py --workers 2``, ``--strategy multiworker``, two images each). The logged losses of every step must agree,
-and the weights after the last step. Step 1 checks that the losses are means over the global batch, steps 2-3 that
-the gradients were combined as one device computes them (summed over replicas, each scaled by 1/replicas in
-``models.training.minimize``). Every model runs on two replicas, which checks its own train step's scaling; the two
-workers, whose loop and cluster code is the same for every model, run for two of them: a GAN (Pix2Pix: two
-optimizers, dropout) and the latent DDIM (EMA weights, a frozen autoencoder, sampling noise). Randomness inside a
-step is made batch-invariant (tests/batch_invariant.py).
+Distribution (tests/distribution_check.py): the same tiny run trained on one device and on two replicas of one
+process logs the same losses and ends with the same weights. Every model runs on two replicas, which checks its own
+train step's scaling: the GANs and the CVAE here, the DDIM, the autoencoder and the latent DDIM in
+tests/test_distribute_diffusion.py (two files, so that the two pytest workers share them). The two workers, whose loop
+and cluster code is the same for every model, run for two models: a GAN here (Pix2Pix: two optimizers, dropout) and
+the latent DDIM there (EMA weights, a frozen autoencoder, sampling noise).
 """
 
-import csv
-import json
-import os
-import subprocess
-import sys
-
-import h5py
 import numpy as np
 import pytest
 
-from conftest import tiny_args, train_script_names
+import distribution_check as dc
+from run_helpers import tiny_args, train_script_names
 
-# Per-script tolerance (relative, on every logged loss of steps 1-3). Float32 sums in a different order differ
-# by ~1e-6; Adam's first steps amplify that for gradients near zero. A model with batch-dependent layers (batch
-# norm: each replica normalises over its own 2 images) needs a looser, stated tolerance.
-RTOL = {"default": 2e-3}
-# Weights and optimizer moments after three Adam steps, on the same scale as the losses' tolerance: float32 sums in
-# another order, amplified by Adam's normalisation where a gradient is near zero (measured: 1e-5 to 1e-3 relative).
-WEIGHTS_RTOL, WEIGHTS_ATOL = 2e-3, 1e-4
-# State kept per replica by design, not compared: CycleGAN's image pools (each replica keeps a history of its own
-# share of the fakes; while the pools fill, as in these three steps, they return the current fakes on every replica).
-PER_REPLICA_STATE = ("image_pool",)
-
-CHILD = r"""
-import os, sys
-import tensorflow as tf
-
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-
-sys.path.insert(0, "tests")
-from batch_invariant import patch_spec
-from train_scripts.training import registry, runner
-
-script, out, *args = sys.argv[1:]
-spec = patch_spec(registry.spec_for(script))
-for strategy in ("default", "mirrored"):  # in one process: the second run builds its model afresh, same seed
-    code = runner.main(spec, [*args, "--strategy", strategy, "--out", os.path.join(out, strategy)])
-    if code:
-        sys.exit(code)
-"""
-
-
-def _losses(out):
-    with open(os.path.join(out, "log.csv")) as f:
-        rows = list(csv.DictReader(f))
-    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0] if k not in ("epoch", "step", "wall_time_s")
-            and not k.startswith("val_")}
-
-
-def read_weights(path):
-    """Every array of a Keras ``.weights.h5`` file, by its path in the file."""
-    arrays = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, item: arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None)
-    return arrays
-
-
-@pytest.fixture(scope="module")
-def tiny_autoencoder(tmp_path_factory, tiny_facades, repo_dir):
-    """An autoencoder run of one step on the tiny facades (16x16x4 latents): what a latent DDIM needs."""
-    out = tmp_path_factory.mktemp("autoencoder") / "run"
-    done = subprocess.run([sys.executable, "train_scripts/autoencoder.py",
-                           *tiny_args("autoencoder", tiny_facades, steps=1), "--out", str(out)], cwd=repo_dir,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return out
-
-
-# every train script, and the DDIM on an autoencoder's latents (whose data pipeline encodes the training pairs)
-MULTIWORKER_VARIANTS = ("pix2pix", "ddim-latent")
+# trained in tests/test_distribute_diffusion.py; a model added to the registry is checked here
+ELSEWHERE = ("ddim", "autoencoder")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", [*train_script_names(), "ddim-latent"])
-def test_two_replicas_and_two_workers_match_one_device(tmp_path, tiny_facades, repo_dir, variant, request):
-    with_workers = variant in MULTIWORKER_VARIANTS
-    script = "ddim" if variant == "ddim-latent" else variant
-    args = tiny_args(script, tiny_facades, steps=3, batch_size=4) + ["--checkpoint-every", "3"]
-    if variant == "ddim-latent":
-        args += ["--latent", str(request.getfixturevalue("tiny_autoencoder")), "--no-clip-denoised"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
-    strategies = ("mirrored", "multiworker") if with_workers else ("mirrored",)
-    if with_workers:
-        workers = subprocess.Popen([sys.executable, "train_scripts/launch.py", "--workers", "2", "--log-dir",
-                                    str(tmp_path / "logs"), "--", "tests/batch_invariant.py", script, *args, "--out",
-                                    str(tmp_path / "multiworker")], cwd=repo_dir, env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
-    done = subprocess.run([sys.executable, "-c", CHILD, script, str(tmp_path), *args], cwd=repo_dir,
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    if with_workers:
-        output = workers.communicate(timeout=600)[0]
-        assert workers.returncode == 0, output[-3000:]
-    runs = {strategy: tmp_path / strategy for strategy in ("default", *strategies)}
-    for strategy in strategies:
-        with open(runs[strategy] / "sessions.jsonl") as f:
-            session = json.loads(f.readline())
-        assert (session["strategy"], session["replicas"], session["batch_per_replica"]) == (strategy, 2, 2)
-        if strategy == "multiworker":
-            assert session["workers"] == 2 and all(a.startswith("127.0.0.1:") for a in session["cluster"])
-    one = _losses(runs["default"])
-    assert all(len(v) == 3 and np.all(np.isfinite(v)) for v in one.values())
-    rtol = RTOL.get(variant, RTOL["default"])
-    for strategy in strategies:
-        two = _losses(runs[strategy])
-        assert one.keys() == two.keys()
-        worst = max(float(np.max(np.abs(two[k] - one[k]) / np.maximum(np.abs(one[k]), 1.0))) for k in one)
-        print(f"{variant}: largest difference between 1 device and {strategy} over steps 1-3: {worst:.2e} "
-              f"(tolerance {rtol})")
-        for name in one:
-            np.testing.assert_allclose(two[name], one[name], rtol=rtol, atol=rtol,
-                                       err_msg=f"{variant} {strategy}: {name}")
-    ref = read_weights(runs["default"] / "model.weights.h5")
-    compared = [k for k in ref if not any(part in k for part in PER_REPLICA_STATE)]
-    for strategy in strategies:
-        other = read_weights(runs[strategy] / "model.weights.h5")
-        assert ref.keys() == other.keys()
-        excess = sorted(((float(np.max(np.abs(other[k] - ref[k]) - WEIGHTS_RTOL * np.abs(ref[k]))), k)
-                         for k in compared), reverse=True)
-        print(f"{variant}: weights of {strategy} vs 1 device after 3 steps, largest |difference| - rtol * |value|: "
-              f"{excess[:3]}")
-        assert excess[0][0] <= WEIGHTS_ATOL, f"{variant}: weights of {strategy} differ from 1 device's: {excess[:5]}"
-    if not with_workers:
-        return
-    assert not list((tmp_path / "multiworker" / "backup").glob("*tmp*"))
-    assert not list((tmp_path / "tmp").iterdir()), "the other worker's temporary checkpoint folder was not removed"
+@pytest.mark.parametrize("script", [s for s in train_script_names() if s not in ELSEWHERE])
+def test_two_replicas_and_two_workers_match_one_device(tmp_path, tiny_facades, repo_dir, script):
+    workers = script == "pix2pix"
+    runs = dc.train_on_strategies(script, tmp_path, tiny_facades, repo_dir, workers=workers)
+    dc.assert_strategies_match_one_device(script, runs)
+    if workers:
+        dc.assert_workers_left_no_temporary_files(tmp_path)
 
 
 # ------------------------------------------------------------------------------------- mixed precision

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_args, train_script_names
 from data.errors import I2IError
 from data.sources import open_source
 from data.synthetic import make_pairs
 from metrics.image_quality import psnr
-from run_helpers import log_rows
+from run_helpers import log_rows, tiny_args, train_script_names
 from train_scripts import evaluate, export, translate
 from train_scripts.demo.runs import finished_runs
 from train_scripts.demo.translators import load_models

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_args
+from run_helpers import tiny_args
 from train_scripts.training import config as cfg
 from train_scripts.training import devices, run_folder, runner
 from train_scripts.training.models import pix2pix

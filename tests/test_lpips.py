@@ -9,7 +9,6 @@ skip with a reason if it is absent.
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -137,11 +136,7 @@ def test_corrupt_explicit_npz_is_reported(tmp_path):
 
 def _official_files(folder):
     """lpips's real alex.pth and a torchvision-layout AlexNet .pth written from the npz arrays (OIHW)."""
-    sys.path.insert(0, str(REPO / "tests" / "fixtures" / "inception"))
-    try:
-        from fixture_tools import write_torch_pth
-    finally:
-        sys.path.pop(0)
+    from fixture_tools import write_torch_pth  # tests/fixtures/inception, on the path by setup.cfg's pythonpath
     arrays = lp.read_lpips_npz(WEIGHTS_DIR / lp.NPZ_NAME)
     state = {}
     for i, index in enumerate(lp.TORCHVISION_CONV_INDEX, start=1):

@@ -1,6 +1,6 @@
 """``--strategy multiworker``: the cluster description is checked before training, a worker that cannot
 reach the others gives up with a message, and a cluster that lost a worker (``kill -9``) resumes with the same
-command. That several workers train what one device trains is shown for every model in test_distribute.py."""
+command. That several workers train what one device trains is shown in test_distribute.py."""
 
 import csv
 import json
@@ -15,12 +15,11 @@ import time
 import numpy as np
 import pytest
 
-from conftest import tiny_args
 from data.errors import I2IError
-from test_distribute import read_weights
+from run_helpers import env, tiny_args, weights
 from train_scripts.training.cluster import join_cluster, local_tf_configs, read_tf_config
 
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+ENV = env()  # quiet TensorFlow; this checkout and tests/ (batch_invariant.py) on the path
 
 
 def _config(cluster, task):
@@ -153,7 +152,7 @@ def test_killed_worker_resumes_with_the_same_command(tmp_path, tiny_facades, rep
     assert sessions[1]["start_step"] >= killed_at and sessions[1]["workers"] == 2
     with open(run / "log.csv") as f:
         assert [int(float(row["step"])) for row in csv.DictReader(f)] == list(range(10, steps + 10, 10))
-    resumed, uninterrupted = read_weights(run / "model.weights.h5"), read_weights(reference / "model.weights.h5")
+    resumed, uninterrupted = weights(run / "model.weights.h5"), weights(reference / "model.weights.h5")
     for key in uninterrupted:
         np.testing.assert_allclose(resumed[key], uninterrupted[key], atol=1e-6, err_msg=key)
 

@@ -11,8 +11,7 @@ import json
 import keras
 import numpy as np
 
-from conftest import tiny_args
-from run_helpers import steps_logged, weights
+from run_helpers import steps_logged, tiny_args, weights
 from train_scripts.training import runner
 from train_scripts.training.config import COMMON_DEFAULTS
 from train_scripts.training.models import pix2pix

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_args
 from data.images import read_image
 from data.sources import resize
 from data.synthetic import make_pairs
+from run_helpers import tiny_args
 from train_scripts import translate
 from train_scripts.training.inference import load_trained
 from train_scripts.training.models import ddim, pix2pix
