@@ -20,6 +20,21 @@ def workspace_root():
     the current folder (an installed wheel must not write into site-packages)."""
     return REPO_ROOT if os.path.exists(os.path.join(REPO_ROOT, "setup.cfg")) else os.getcwd()
 
+
+def recorded_command(argv, root=None):
+    """A command line as a run's ``sessions.jsonl`` records it: every absolute path inside the workspace
+    (``root``, default :func:`workspace_root`), alone or as ``--flag=PATH``, relative to it, so that a record names
+    no folder of the machine it ran on (``compare.py`` launches the train scripts by their absolute paths)."""
+    root = os.path.abspath(root or workspace_root())
+
+    def relative(item):
+        flag, sep, value = item.rpartition("=") if item.startswith("--") else ("", "", item)
+        if os.path.isabs(value) and os.path.commonpath([os.path.abspath(value), root]) == root:
+            value = os.path.relpath(value, root)
+        return flag + sep + value
+
+    return " ".join(relative(item) for item in argv)
+
 COMMON_KEYS = {
     "data": "synthetic | facades | PATH (pix2pix A|B, two-folder or Kaggle layout)",
     "image_size": "training resolution (256 = paper, 128, 64)",

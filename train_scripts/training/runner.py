@@ -24,7 +24,7 @@ from data.pipeline import eval_dataset, to_model_range, training_dataset
 from data.sources import open_source
 from train_scripts.training import callbacks as cb
 from train_scripts.training.cluster import read_tf_config
-from train_scripts.training.config import build_parser, default_run_dir, print_config, resolve_config
+from train_scripts.training.config import build_parser, default_run_dir, print_config, recorded_command, resolve_config
 from train_scripts.training.devices import build_model, describe_device, make_strategy, precision_policy
 from train_scripts.training.inference import load_trained, quick_scores
 from train_scripts.training.run_folder import RunFolder, atomic_save_weights, environment, read_log, truncate_log
@@ -183,7 +183,7 @@ def fit(session, config, run, verbose=1, strategy_name="default", replicas=1, dr
     if chief:
         workers = {"workers": cluster.size, "cluster": cluster.addresses} if cluster else {}
         run.append_session({"started": datetime.datetime.now().isoformat(timespec="seconds"),
-                            "command": " ".join(sys.argv), "start_step": session.start_epoch * log_every,
+                            "command": recorded_command(sys.argv), "start_step": session.start_epoch * log_every,
                             "status": "running", "strategy": strategy_name, "replicas": replicas,
                             "batch_per_replica": config["batch_size"] // replicas, **workers, **environment()})
     t0 = time.perf_counter()
