@@ -19,13 +19,16 @@ PRESETS = {
 }
 
 
-def build(config):
+def build(config, noise_seed=None):
+    """The model of ``config``; ``noise_seed``: the seed of its own test-time noise (None: Keras' default seeds, as
+    training has them)."""
     import keras
 
     from models.cgan import CGAN
 
     model = CGAN(image_size=config["image_size"], noise_dim=config["noise_dim"], ngf=config["ngf"],
-                 ndf=config["ndf"], gan_loss=config["gan_loss"], d_steps=config["d_steps"], g_steps=config["g_steps"])
+                 ndf=config["ndf"], gan_loss=config["gan_loss"], d_steps=config["d_steps"], g_steps=config["g_steps"],
+                 noise_seed=noise_seed)
 
     def adam():
         return keras.optimizers.Adam(config["lr"], beta_1=config["beta_1"], beta_2=config["beta_2"])
@@ -52,4 +55,5 @@ SPEC = ModelSpec(
         "beta_1": (float, "Adam beta_1"),
         "beta_2": (float, "Adam beta_2"),
     },
+    noise_seed="seed",
 )

@@ -19,14 +19,16 @@ PRESETS = {
 }
 
 
-def build(config):
+def build(config, noise_seed=None):
+    """The model of ``config``; ``noise_seed``: the seed of its own test-time noise (None: Keras' default seeds, as
+    training has them)."""
     import keras
 
     from models.cvae import CVAE
 
     model = CVAE(image_size=config["image_size"], latent_dim=config["latent_dim"], ngf=config["ngf"],
                  beta=config["beta"], reconstruction=config["reconstruction"], label_skips=config["label_skips"],
-                 sample_at_test=config["sample_at_test"])
+                 sample_at_test=config["sample_at_test"], noise_seed=noise_seed)
     model.compile(optimizer=keras.optimizers.Adam(config["lr"], beta_1=config["beta_1"], beta_2=config["beta_2"]),
                   jit_compile=config["jit_compile"], steps_per_execution=config["steps_per_execution"])
     return model
@@ -50,4 +52,6 @@ SPEC = ModelSpec(
         "beta_2": (float, "Adam beta_2"),
     },
     inference=("sample_at_test",),
+    noise_seed="seed",
+    stochastic=lambda config: config.get("sample_at_test", True),
 )

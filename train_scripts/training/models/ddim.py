@@ -42,9 +42,10 @@ PRESETS = {
 }
 
 
-def build(config, autoencoder=None):
+def build(config, autoencoder=None, noise_seed=None):
     """The DDIM of ``config``: on photos, or with ``latent`` (an autoencoder run) on that autoencoder's latents
-    (``autoencoder``: that autoencoder, already built)."""
+    (``autoencoder``: that autoencoder, already built); ``noise_seed``: its sampler's seed (default:
+    ``sample_seed``)."""
     import keras
 
     from models.diffusion.latent import LatentDiffusionModel
@@ -64,7 +65,8 @@ def build(config, autoencoder=None):
         clip_denoised=config["clip_denoised"], prediction=config["prediction"],
         # .get: runs saved before these options existed trained without them
         loss_weighting=config.get("loss_weighting", "none"), min_snr_gamma=config.get("min_snr_gamma", 5.0),
-        condition_every_level=config.get("condition_every_level", False), sample_seed=config["sample_seed"],
+        condition_every_level=config.get("condition_every_level", False),
+        sample_seed=config["sample_seed"] if noise_seed is None else noise_seed,
         seed=config["seed"])
     optimizer = keras.optimizers.AdamW(config["lr"], weight_decay=config["weight_decay"], beta_1=config["beta_1"],
                                        beta_2=config["beta_2"])
@@ -90,7 +92,8 @@ def callbacks(config, model, val_pairs, run):
     """Validation KID per interval (study Fig. 7), sampled with ``kid_sampling_steps`` steps to stay cheap."""
     from train_scripts.training.validation import kid_callbacks
 
-    return kid_callbacks(config, val_pairs, lambda labels: model.translate(labels, steps=config["kid_sampling_steps"]))
+    return kid_callbacks(config, val_pairs,
+                         lambda labels: model.translate(labels, sampling_steps=config["kid_sampling_steps"]))
 
 
 SPEC = ModelSpec(
@@ -146,6 +149,8 @@ SPEC = ModelSpec(
                               "fid-inception", ("alexnet", "inception", "fid-inception")),
     },
     inference=("sampler", "sampling_steps", "eta", "guidance", "clip_denoised", "sample_seed"),
+    noise_seed="sample_seed",
+    sampler_settings=("sampler", "sampling_steps", "eta", "guidance"),
 )
 
 

@@ -18,14 +18,16 @@ PRESETS = {
 }
 
 
-def build(config):
+def build(config, noise_seed=None):
+    """The model of ``config``; ``noise_seed``: the seed of its own test-time noise (None: Keras' default seeds, as
+    training has them)."""
     import keras
 
     from models.pix2pix import Pix2Pix
 
     model = Pix2Pix(image_size=config["image_size"], generator=config["generator"], gan_loss=config["gan_loss"],
                     l1_weight=config["l1_weight"], dropout_at_test=config["dropout_at_test"],
-                    ngf=config["ngf"], ndf=config["ndf"])
+                    ngf=config["ngf"], ndf=config["ndf"], noise_seed=noise_seed)
 
     def adam():
         return keras.optimizers.Adam(config["lr"], beta_1=config["beta_1"], beta_2=config["beta_2"])
@@ -66,4 +68,6 @@ SPEC = ModelSpec(
                          ("fid-inception", "inception", "alexnet")),
     },
     inference=("dropout_at_test",),
+    noise_seed="seed",
+    stochastic=lambda config: config.get("dropout_at_test", False),
 )
