@@ -148,9 +148,10 @@ class KLAutoencoder(LossTracking, keras.Model):
         photos = self.decoder(tf.convert_to_tensor(latents, tf.float32) / self.latent_scale, training=False)
         return tf.clip_by_value(photos, -1.0, 1.0)
 
-    def translate(self, photos):
+    def translate(self, photos, seed=None):
         """Photos in [-1, 1] -> their reconstructions from the posterior means (what the runner scores and draws:
-        an autoencoder's input is the photo, not the label map; ``ModelSpec.reconstructs``)."""
+        an autoencoder's input is the photo, not the label map; ``ModelSpec.reconstructs``); deterministic, so
+        ``seed`` changes nothing."""
         return self.decode(self.encode(photos))
 
     def loss_terms(self, photos, seed=None, training=False):

@@ -37,14 +37,15 @@ def down(x, filters, norm=True, strides=2, padding="same", activation="leaky_rel
     return x
 
 
-def up(x, filters, dropout=0.0, norm=True, strides=2, activation="relu", name=None):
-    """``CT{filters}[S1]-IN-[D50]-R``: 4x4 transposed conv, instance norm, dropout, ReLU."""
+def up(x, filters, dropout=0.0, norm=True, strides=2, activation="relu", dropout_seed=None, name=None):
+    """``CT{filters}[S1]-IN-[D50]-R``: 4x4 transposed conv, instance norm, dropout (its masks drawn from
+    ``dropout_seed``; None: Keras' default seed), ReLU."""
     x = layers.Conv2DTranspose(filters, 4, strides=strides, padding="same", use_bias=not norm,
                                kernel_initializer=conv_init(), name=f"{name}_convT" if name else None)(x)
     if norm:
         x = instance_norm(name=f"{name}_in" if name else None)(x)
     if dropout:
-        x = layers.Dropout(dropout, name=f"{name}_drop" if name else None)(x)
+        x = layers.Dropout(dropout, seed=dropout_seed, name=f"{name}_drop" if name else None)(x)
     if activation:
         x = layers.Activation(activation, name=f"{name}_{activation}" if name else None)(x)
     return x

@@ -19,6 +19,7 @@ from keras import ops
 from losses import GAN_LOSSES, discriminator_accuracy, discriminator_loss, generator_loss
 from models.blocks import latent_decoder
 from models.discriminators import patch_discriminator
+from models.noise import noise_generator, noise_seeds
 from models.training import LossTracking, build_optimizers, minimize
 
 
@@ -28,10 +29,14 @@ def cgan_generator(image_size=256, noise_dim=100, ngf=64, name="generator"):
 
 
 class CGAN(LossTracking, keras.Model):
-    """Conditional GAN of eq. (1) with a noise-driven generator and a label-conditioned PatchGAN."""
+    """Conditional GAN of eq. (1) with a noise-driven generator and a label-conditioned PatchGAN.
+
+    ``noise_seed``: the seed of the model's own generator of the noise at test (``models.noise``; None: Keras'
+    default seed, as in training, where validation draws from it too).
+    """
 
     def __init__(self, image_size=256, noise_dim=100, ngf=64, ndf=64, gan_loss="bce", d_steps=1, g_steps=1,
-                 **kwargs):
+                 noise_seed=None, **kwargs):
         super().__init__(**kwargs)
         if gan_loss not in GAN_LOSSES:
             raise ValueError(f"gan_loss must be one of {GAN_LOSSES}, got {gan_loss!r}")
@@ -42,7 +47,8 @@ class CGAN(LossTracking, keras.Model):
         self.generator = cgan_generator(image_size, noise_dim, ngf)
         self.discriminator = patch_discriminator(image_size, condition_channels=3, ndf=ndf)
         self.seed_generator = keras.random.SeedGenerator(name="train_seed")  # train_step's noise (checkpointed)
-        self.eval_seed_generator = keras.random.SeedGenerator(name="eval_seed")  # test_step and translate
+        # test_step and translate
+        self.eval_seed_generator = keras.random.SeedGenerator(noise_seeds(noise_seed)[0], name="eval_seed")
         self.track_losses(("g_loss", "d_loss", "d_acc"))
         self.built = True  # the two networks are built functional models
 
@@ -63,11 +69,12 @@ class CGAN(LossTracking, keras.Model):
         noise comes from ``eval_seed_generator``, whose state is not a weight)."""
         return {"generator": self.generator.weights}
 
-    def translate(self, labels, noise=None):
-        """Label maps in [-1, 1] -> photos in [-1, 1], with fresh noise unless ``noise`` is given."""
+    def translate(self, labels, seed=None, noise=None):
+        """Label maps in [-1, 1] -> photos in [-1, 1], with fresh noise unless ``noise`` is given: drawn from ``seed``
+        for this call, else from the model's own generator (``models.noise``)."""
         labels = ops.convert_to_tensor(labels, "float32")
         if noise is None:
-            noise = self.noise(labels, self.eval_seed_generator)
+            noise = self.noise(labels, noise_generator(seed, self.eval_seed_generator))
         else:
             noise = ops.convert_to_tensor(noise, "float32")
         return self.generator([noise, labels], training=False)

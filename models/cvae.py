@@ -22,6 +22,7 @@ from keras import layers, ops
 
 from losses import kl_to_standard_normal, l1_loss, l2_loss
 from models.blocks import down_stack, halving_widths, latent_decoder
+from models.noise import noise_generator, noise_seeds
 from models.training import LossTracking, build_optimizers, minimize
 
 RECONSTRUCTION_LOSSES = {"l1": l1_loss, "l2": l2_loss}
@@ -58,10 +59,13 @@ class CVAE(LossTracking, keras.Model):
     the model's generative distribution p(photo | label) = E_z p(photo | z, label), so scores
     measure what the CVAE actually generates. ``sample=False`` decodes the prior's mean z = 0 instead - one
     deterministic, usually smoother output per label map, often with a higher PSNR/SSIM.
+
+    ``noise_seed``: the seed of the model's own generator of z at test (``models.noise``; None: Keras' default seed,
+    as in training, where validation draws from it too).
     """
 
     def __init__(self, image_size=256, latent_dim=128, ngf=64, beta=1.0, reconstruction="l1", label_skips=True,
-                 sample_at_test=True, **kwargs):
+                 sample_at_test=True, noise_seed=None, **kwargs):
         super().__init__(**kwargs)
         if reconstruction not in RECONSTRUCTION_LOSSES:
             raise ValueError(f"reconstruction must be one of {tuple(RECONSTRUCTION_LOSSES)}, got {reconstruction!r}")
@@ -71,7 +75,8 @@ class CVAE(LossTracking, keras.Model):
         self.decoder = latent_decoder(image_size, latent_dim, ngf, label_skips=label_skips, name="decoder")
         self.sampling = Sampling(name="sampling")
         self.seed_generator = keras.random.SeedGenerator(name="train_seed")  # train_step's eps (checkpointed)
-        self.eval_seed_generator = keras.random.SeedGenerator(name="eval_seed")  # test_step and translate
+        # test_step and translate
+        self.eval_seed_generator = keras.random.SeedGenerator(noise_seeds(noise_seed)[0], name="eval_seed")
         self.track_losses(("loss", "reconstruction_loss", "kl_loss"))
         self.built = True  # the networks are built functional models
 
@@ -93,12 +98,14 @@ class CVAE(LossTracking, keras.Model):
         z, label) (the encoder q(z | photo, label) is for training only)."""
         return {"decoder": self.decoder.weights}
 
-    def translate(self, labels, sample=None):
+    def translate(self, labels, seed=None, sample=None):
         """Label maps in [-1, 1] -> photos in [-1, 1]; z ~ N(0, I) if ``sample`` (default: the configured
-        ``sample_at_test``, True), else z = 0."""
+        ``sample_at_test``, True), else z = 0. z is drawn from ``seed`` for this call, else from the model's own
+        generator (``models.noise``)."""
         sample = self.sample_at_test if sample is None else sample
         shape = (ops.shape(labels)[0], self.latent_dim)
-        z = keras.random.normal(shape, seed=self.eval_seed_generator) if sample else ops.zeros(shape)
+        z = keras.random.normal(shape, seed=noise_generator(seed, self.eval_seed_generator)) if sample else \
+            ops.zeros(shape)
         return self.decode(labels, z)
 
     def loss_terms(self, label, photo, noise=None, seed=None, training=False):

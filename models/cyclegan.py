@@ -206,8 +206,8 @@ class CycleGAN(LossTracking, keras.Model):
         both discriminators are for training only)."""
         return {"g_ab": self.g_ab.weights}
 
-    def translate(self, labels):
-        """Label maps in [-1, 1] -> photos in [-1, 1] (G: A -> B)."""
+    def translate(self, labels, seed=None):
+        """Label maps in [-1, 1] -> photos in [-1, 1] (G: A -> B); deterministic, so ``seed`` changes nothing."""
         return self.g_ab(labels, training=False)
 
     def loss_terms(self, real_a, real_b, training, use_pool):

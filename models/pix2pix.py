@@ -25,6 +25,7 @@ from keras import layers
 from losses import GAN_LOSSES, discriminator_accuracy, discriminator_loss, generator_loss, l1_loss
 from models.blocks import conv_init, down, up
 from models.discriminators import patch_discriminator
+from models.noise import dropout_on, noise_seeds
 from models.training import LossTracking, build_optimizers, minimize
 
 GENERATORS = ("study", "pix2pix")
@@ -52,11 +53,15 @@ def pix2pix_generator_widths(image_size=256):
     return encoder, encoder[-2::-1]
 
 
-def unet_generator(image_size=256, kind="study", channels=3, ngf=64, name="generator"):
+DROPOUT_BLOCKS = 3  # decoder blocks with dropout (D50)
+
+
+def unet_generator(image_size=256, kind="study", channels=3, ngf=64, dropout_seed=None, name="generator"):
     """The U-Net generator, label map in, photo in [-1, 1] out.
 
     ``ngf`` is the width of the first layer (64 in Table 1); every width scales with it, like the
-    reference repository's ``--ngf``.
+    reference repository's ``--ngf``. ``dropout_seed``: the seed of the dropout layers' masks (``models.noise``;
+    None: Keras' default seeds).
     """
     if kind not in GENERATORS:
         raise ValueError(f"generator must be one of {GENERATORS}, got {kind!r}")
@@ -69,9 +74,12 @@ def unet_generator(image_size=256, kind="study", channels=3, ngf=64, name="gener
         norm = i > 0 and not (kind == "pix2pix" and innermost)
         x = down(x, filters, norm=norm, name=f"down{i + 1}")
         skips.append(x)
+    dropout_seeds = noise_seeds(dropout_seed, min(DROPOUT_BLOCKS, len(decoder)))
     for i, filters in enumerate(decoder):
         stride = 1 if (kind == "study" and i == 0) else 2
-        x = up(x, filters, dropout=0.5 if i < 3 else 0.0, strides=stride, name=f"up{i + 1}")
+        dropout = i < DROPOUT_BLOCKS
+        x = up(x, filters, dropout=0.5 if dropout else 0.0, strides=stride,
+               dropout_seed=dropout_seeds[i] if dropout else None, name=f"up{i + 1}")
         x = layers.Concatenate(name=f"skip{i + 1}")([x, skips[len(encoder) - 2 - i]])
     x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", kernel_initializer=conv_init(),
                                name="out_convT")(x)
@@ -83,16 +91,18 @@ class Pix2Pix(LossTracking, keras.Model):
     """Conditional GAN with L1 (eq. 2): G minimises adv + lambda * L1, D the adversarial loss / 2.
 
     ``gan_loss``: ``bce`` (the pix2pix paper) or ``lsgan`` (least squares, the study's "L2+L1").
+    ``noise_seed``: the seed of the generator's dropout masks (``models.noise``; None: Keras' default seeds, as in
+    training, which draws its masks from them too).
     """
 
     def __init__(self, image_size=256, generator="study", gan_loss="bce", l1_weight=100.0, dropout_at_test=False,
-                 ngf=64, ndf=64, **kwargs):
+                 ngf=64, ndf=64, noise_seed=None, **kwargs):
         super().__init__(**kwargs)
         if gan_loss not in GAN_LOSSES:
             raise ValueError(f"gan_loss must be one of {GAN_LOSSES}, got {gan_loss!r}")
         self.image_size, self.gan_loss, self.l1_weight = image_size, gan_loss, float(l1_weight)
         self.dropout_at_test = dropout_at_test
-        self.generator = unet_generator(image_size, kind=generator, ngf=ngf)
+        self.generator = unet_generator(image_size, kind=generator, ngf=ngf, dropout_seed=noise_seed)
         self.discriminator = patch_discriminator(image_size, ndf=ndf)
         self.track_losses(("g_loss", "g_gan", "g_l1", "d_loss", "d_acc"))
         self.built = True  # the two networks are built functional models
@@ -110,9 +120,13 @@ class Pix2Pix(LossTracking, keras.Model):
         discriminator is for training only)."""
         return {"generator": self.generator.weights}
 
-    def translate(self, labels, dropout=None):
-        """Label maps in [-1, 1] -> photos in [-1, 1]; dropout on (as in the pix2pix paper) if asked or configured."""
-        return self.generator(labels, training=self.dropout_at_test if dropout is None else dropout)
+    def translate(self, labels, seed=None, dropout=None):
+        """Label maps in [-1, 1] -> photos in [-1, 1]; dropout on (as in the pix2pix paper) if asked or configured,
+        its masks drawn from ``seed`` for this call, else from the generator's own dropout layers (``models.noise``)."""
+        dropout = self.dropout_at_test if dropout is None else dropout
+        if not dropout:
+            return self.generator(labels, training=False)
+        return dropout_on(self.generator, labels, seed)
 
     def loss_terms(self, label, photo, training):
         """Every loss term of one batch by name (G: adversarial + lambda * L1, Table 3; D: its adversarial loss

@@ -122,7 +122,8 @@ def test_translate_uses_the_noise():
     model = CGAN(image_size=32, noise_dim=4, ngf=8, ndf=8)
     label, _ = tiny_batch()
     noise = np.ones((2, 4), "float32")
-    np.testing.assert_array_equal(model.translate(label, noise).numpy(), model.translate(label, noise).numpy())
+    np.testing.assert_array_equal(model.translate(label, noise=noise).numpy(),
+                                  model.translate(label, noise=noise).numpy())
     a, b = model.translate(label).numpy(), model.translate(label).numpy()
     assert not np.allclose(a, b) and np.abs(a).max() <= 1.0
 
@@ -143,7 +144,7 @@ def test_quick_preset_learns_a_label_conditioned_mapping(tmp_path):
     def own_label_gains(model):
         """Per image: L1 to its photo from a shuffled label map minus from its own (same noise); > 0 where the sample
         follows its label map."""
-        own, shuffled = (np.mean(np.abs(model.translate(x, noise).numpy() - photos), axis=(1, 2, 3))
+        own, shuffled = (np.mean(np.abs(model.translate(x, noise=noise).numpy() - photos), axis=(1, 2, 3))
                          for x in (labels, np.roll(labels, len(labels) // 2, axis=0)))
         return shuffled - own
 

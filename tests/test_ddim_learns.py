@@ -57,7 +57,7 @@ def test_conditional_model_learns_the_translation(tmp_path):
     l1_random_photo = float(np.mean([l1(train_photos, photos[i:i + 1]) for i in range(N_VAL)]))
     l1_median = l1(np.median(train_photos, axis=0), photos)
     gain = l1(translations(trained, shuffled), photos) - l1_trained
-    l1_one_step = l1(translations(trained, labels, steps=1), photos)
+    l1_one_step = l1(translations(trained, labels, sampling_steps=1), photos)
     guided = translations(trained, labels[:16], guidance=1.0)
     guidance_change = float(np.mean(np.abs(guided - outputs[:16])))
     print(f"L1 trained {l1_trained:.4f} random-photo {l1_random_photo:.4f} "

@@ -150,10 +150,11 @@ def test_page_assets_and_model_list(server, runs):
         "pix2pix": ("pix2pix", 32, False), "ddim": ("ddim", 32, True), "cvae": ("cvae", 16, False)}
     assert [m["name"] for m in info["models"]] == ["cvae", "ddim", "pix2pix"]  # compare.py's model order, then by name
     ddim_info = next(m for m in info["models"] if m["name"] == "ddim")
-    assert ddim_info["defaults"]["sampling_steps"] == 2 and ddim_info["samplers"] == ["ddim", "ddpm"]
-    assert ddim_info["guidance_allowed"] is False
-    assert next(m for m in info["models"] if m["name"] == "cvae")["seeded"] is True
-    assert next(m for m in info["models"] if m["name"] == "pix2pix")["seeded"] is False
+    assert ddim_info["defaults"]["sampling_steps"] == 2 and ddim_info["choices"] == {"sampler": ["ddim", "ddpm"]}
+    assert ddim_info["settings"] == ["sampler", "sampling_steps", "eta", "guidance"]  # the spec's sampler settings
+    cvae_info, pix2pix_info = (next(m for m in info["models"] if m["name"] == n) for n in ("cvae", "pix2pix"))
+    assert cvae_info["seeded"] is True and cvae_info["defaults"] == {"seed": 0}  # the run's seed
+    assert pix2pix_info["seeded"] is False and pix2pix_info["defaults"] == {} and pix2pix_info["settings"] == []
     status, missing, _ = request(server, "GET", "/nope.html")
     assert status == 404 and "no such page" in missing["error"]
 
@@ -245,16 +246,22 @@ def test_diffusion_settings_and_seed(server, references):
     eta0, used = ddim_output(seed=1, eta=0.0, sampler="ddim")
     assert used["eta"] == 0.0 and (eta0 != first).any()
     np.testing.assert_array_equal(eta0, references("ddim", label, seed=1, eta=0.0))
-    # the CVAE's noise can be reseeded too; pix2pix takes no seed
-    cvae_5 = decode(translate(server, label, ["cvae"], {"cvae": {"seed": 5}})["cvae"]["image"])
-    np.testing.assert_array_equal(decode(translate(server, label, ["cvae"], {"cvae": {"seed": 5}})["cvae"]["image"]),
-                                  cvae_5)
-    assert (decode(translate(server, label, ["cvae"], {"cvae": {"seed": 6}})["cvae"]["image"]) != cvae_5).any()
-    refusals = [({"ddim": {"sampling_steps": 0}}, "sampling_steps must be between 1 and"),
+    # the CVAE's noise can be reseeded too, in any order of requests; pix2pix takes no seed
+    def cvae_output(seed):
+        return decode(translate(server, label, ["cvae"], {"cvae": {"seed": seed}})["cvae"]["image"])
+
+    cvae_5 = cvae_output(5)
+    cvae_6 = cvae_output(6)
+    np.testing.assert_array_equal(cvae_output(5), cvae_5)
+    assert (cvae_6 != cvae_5).any()
+    np.testing.assert_array_equal(cvae_6, references("cvae", label, seed=6))  # what translate(seed=6) of the run gives
+    np.testing.assert_array_equal(cvae_output(0), references("cvae", label))  # 0: the run's seed, its own noise
+    refusals = [({"ddim": {"sampling_steps": 0}}, "ddim: the number of sampling steps must be a positive integer"),
+                ({"ddim": {"sampling_steps": 1001}}, "sampling_steps must be at most 1000"),
                 ({"ddim": {"sampling_steps": "many"}}, "sampling_steps must be an integer"),
                 ({"ddim": {"sampler": "euler"}}, "choose sampler from ddim, ddpm"),
-                ({"ddim": {"guidance": 2.0}}, "guidance needs a run trained with condition dropout"),
-                ({"ddim": {"eta": -1}}, "eta and guidance must be >= 0"),
+                ({"ddim": {"guidance": 2.0}}, "ddim: guidance needs a model trained with condition dropout"),
+                ({"ddim": {"eta": -1}}, "ddim: DDIM eta must be >= 0"),
                 ({"ddim": {"seed": -3}}, "seed must be between 0"),
                 ({"ddim": {"temperature": 1}}, "unknown setting(s) temperature"),
                 ({"pix2pix": {"seed": 1}}, "pix2pix: unknown setting(s) seed"),

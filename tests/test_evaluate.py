@@ -218,6 +218,26 @@ def test_test_time_settings_score_the_same_weights_under_a_variant_of_their_own(
 
 
 @pytest.mark.slow
+def test_test_time_noise_comes_from_the_runs_seed_whatever_ran_before(run_dir, tmp_path):
+    """Scoring with dropout at test twice, the global random generators drawn and reseeded in between, writes the
+    same outputs: the noise comes from the run's seed, and loading reseeds nothing."""
+    import random
+
+    import keras
+
+    def outputs():
+        row = evaluate.evaluate_run(str(run_dir), metrics="psnr", inference=["dropout_at_test=true"])
+        folder = run_dir / "outputs_test_dropout_at_test=True"
+        return row["psnr"], [np.asarray(Image.open(folder / name)) for name in sorted(os.listdir(folder))]
+
+    psnr, images = outputs()
+    keras.utils.set_random_seed(99)
+    random.random(), np.random.rand()
+    again_psnr, again = outputs()
+    assert again_psnr == psnr and all(np.array_equal(a, b) for a, b in zip(images, again))
+
+
+@pytest.mark.slow
 def test_settings_that_need_retraining_or_bad_values_are_refused(run_dir, tmp_path):
     for setting, message in (("lr=1", "can change only these test-time settings: dropout_at_test"),
                              ("dropout_at_test=maybe", "must be true or false, not 'maybe'"),

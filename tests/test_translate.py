@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from data.images import read_image
+from data.pipeline import to_model_range, to_uint8
 from data.sources import resize
 from data.synthetic import make_pairs
 from run_helpers import tiny_args
@@ -153,6 +154,54 @@ def test_pix2pix_dropout_follows_the_seed(pix2pix_run, mixed_folder, tmp_path):
         runs[key] = outputs(tmp_path / key)
     assert all(np.array_equal(runs["a"][n], runs["b"][n]) for n in runs["a"])
     assert not all(np.array_equal(runs["a"][n], runs["c"][n]) for n in runs["a"])
+
+
+@pytest.mark.slow
+def test_the_runs_seed_is_the_default_and_seeds_reach_translate_py_as_load_trained(pix2pix_run, mixed_folder,
+                                                                                  tmp_path):
+    """--seed 0 (the tiny run's seed) writes what no --seed writes, and both are what the run's model loaded with
+    that seed translates; another seed, other outputs."""
+    written = {}
+    for key, seed in (("default", ()), ("zero", ("--seed", "0")), ("five", ("--seed", "5"))):
+        assert translate.main([str(pix2pix_run), str(mixed_folder), str(tmp_path / key), *seed,
+                               "--set", "dropout_at_test=true"]) == 0
+        written[key] = outputs(tmp_path / key)
+    assert all(np.array_equal(written["default"][n], written["zero"][n]) for n in written["default"])
+    assert not all(np.array_equal(written["default"][n], written["five"][n]) for n in written["default"])
+    names = sorted(os.listdir(mixed_folder))
+    labels = to_model_range(np.stack([resize(read_image(os.path.join(mixed_folder, n)), SIZE) for n in names]))
+    model = load_trained(pix2pix_run, ["dropout_at_test=true"], seed=5)[2]
+    for name, fake in zip(names, to_uint8(model.translate(labels))):
+        np.testing.assert_array_equal(written["five"][os.path.splitext(name)[0] + ".png"], fake, err_msg=name)
+
+
+@pytest.mark.slow
+def test_loading_reseeds_nothing_and_the_noise_comes_from_the_runs_seed(pix2pix_run):
+    """Python's, NumPy's, TensorFlow's and Keras' global draws after loading a run are those without the load; the
+    run's test-time noise (dropout at test) is the same whatever the global state was when it was loaded."""
+    import random
+
+    import keras
+    import tensorflow as tf
+
+    def draws():
+        return (random.random(), float(np.random.rand()), float(tf.random.uniform(())),
+                float(keras.random.uniform(())))
+
+    keras.utils.set_random_seed(11)
+    draws()
+    model = load_trained(pix2pix_run, ["dropout_at_test=true"])[2]
+    after_load = draws()
+    keras.utils.set_random_seed(11)
+    draws()
+    assert draws() == after_load
+    labels = to_model_range(label_maps(2, SIZE))
+    first = model.translate(labels).numpy()
+    keras.utils.set_random_seed(12)
+    draws()
+    again = load_trained(pix2pix_run, ["dropout_at_test=true"])[2]
+    np.testing.assert_array_equal(again.translate(labels).numpy(), first)
+    assert not np.array_equal(model.translate(labels).numpy(), first)  # the run's own noise goes on, batch by batch
 
 
 @pytest.mark.slow

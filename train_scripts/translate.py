@@ -11,7 +11,7 @@ images converted to RGB with a warning), resized to the run's training resolutio
 translated in batches as ``evaluate.py`` translates, and written to ``OUT_DIR/<stem>.png`` (``12.jpg`` ->
 ``12.png``; ``--keep-size``: resized back to the input's size). A file of that name in OUT_DIR is replaced
 atomically; other files are left alone. ``--set KEY=VALUE`` changes a test-time setting as in ``evaluate.py``;
-``--seed N`` draws another sample from a stochastic model (the diffusion sampler's seed, otherwise the random
+``--seed N`` draws another sample from a stochastic model (the diffusion sampler's seed, otherwise the
 seed of CVAE/cGAN noise and test-time dropout).
 
 Files that cannot be read (not an image, truncated, corrupt, larger than ``--max-pixels``) are named on stderr
@@ -145,13 +145,6 @@ def write_png(image, path):
 
 # ------------------------------------------------------------------------------------------ the model
 
-def check_seed_settings(seed, settings):
-    """``--seed`` and ``--set sample_seed=`` both choose the diffusion sampler's seed: refuse both at once."""
-    keys = {item.partition("=")[0].strip().replace("-", "_") for item in settings or ()}
-    if seed is not None and "sample_seed" in keys:
-        raise I2IError("--seed and --set sample_seed both set the sampling seed; give one of them")
-
-
 def write_outputs(batch, outputs, out_dir, keep_size):
     """``OUT_DIR/<stem>.png`` for each ``(path, label, shape)`` of ``batch``, at its input's size if ``keep_size``."""
     for (path, _, shape), output in zip(batch, outputs):
@@ -200,9 +193,9 @@ def build_parser():
                    help="resize each output back to its input's size (else: the run's training resolution)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="label maps per translate call")
     p.add_argument("--seed", type=int, default=None,
-                   help="seed of a stochastic model's samples: the diffusion sampler's seed (like --set "
-                        "sample_seed=N), else the random seed of CVAE/cGAN noise and test-time dropout "
-                        "(default: %(default)s, the run's own seed, as evaluate.py uses)")
+                   help="seed of a stochastic model's test-time noise: CVAE z, cGAN noise, test-time dropout, the "
+                        "diffusion sampler (like --set sample_seed=N) (default: %(default)s, the run's own seed, as "
+                        "evaluate.py uses)")
     p.add_argument("--set", dest="inference", action="append", metavar="KEY=VALUE",
                    help="change a test-time setting of the run, e.g. --set sampling_steps=50 --set eta=1.0 "
                         "(diffusion: sampler, sampling_steps, eta, guidance, clip_denoised, sample_seed; Pix2Pix: "
@@ -218,7 +211,8 @@ def check_arguments(args):
         raise I2IError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.max_pixels < 1:
         raise I2IError(f"--max-pixels must be at least 1, got {args.max_pixels}")
-    check_seed_settings(args.seed, args.inference)
+    if args.seed is not None and not 0 <= args.seed < 2**31:
+        raise I2IError(f"--seed must be from 0 to {2**31 - 1}, got {args.seed}")
     paths = list_inputs(args.input_dir)
     check_output_dir(args.input_dir, args.out_dir)
     return paths
@@ -244,7 +238,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         paths, clashes = split_clashes(check_arguments(args))
-        from train_scripts.training.inference import load_translator, seeded_translate  # TensorFlow: when translating
+        from train_scripts.training.inference import load_translator  # TensorFlow: when translating
 
         spec, config, model, run = load_translator(args.run_dir, args.inference, args.seed)
         make_output_dir(args.out_dir)
@@ -252,8 +246,8 @@ def main(argv=None):
         print(f"{spec.model_name(config)}: translating {len(paths)} label maps at {config['image_size']} px "
               f"with {run.path}")
         with pixel_limit(args.max_pixels):
-            written, unreadable = translate_folder(model, seeded_translate(spec, model, args.seed), paths,
-                                                   args.out_dir, config["image_size"], args.batch_size, args.keep_size)
+            written, unreadable = translate_folder(model, model.translate, paths, args.out_dir, config["image_size"],
+                                                   args.batch_size, args.keep_size)
         return report(written, skipped + unreadable, args.out_dir)
     except I2IError as e:
         print(f"error: {e}", file=sys.stderr)

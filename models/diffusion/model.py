@@ -230,14 +230,15 @@ class DiffusionModel(LossTracking, keras.Model):
         call (the trained network is for training only)."""
         return {"ema_network": self.ema_network.weights}
 
-    def translate(self, labels, steps=None, eta=None, guidance=None, sampler=None, seed=None):
+    def translate(self, labels, seed=None, sampler=None, sampling_steps=None, eta=None, guidance=None):
         """Label maps in [-1, 1] -> photos in [-1, 1], sampled with the EMA weights from a fixed seed.
 
-        ``steps``, ``eta``, ``guidance``, ``sampler`` and ``seed`` override the configured values for this call.
-        An unconditional model ignores the labels' content and samples ``len(labels)`` photos.
+        ``seed`` (default ``sample_seed``) and the sampler settings ``sampler``, ``sampling_steps``, ``eta`` and
+        ``guidance`` override the configured values for this call. An unconditional model ignores the labels'
+        content and samples ``len(labels)`` photos.
         """
         settings = (self.sampler if sampler is None else sampler,
-                    self.sampling_steps if steps is None else int(steps),
+                    self.sampling_steps if sampling_steps is None else int(sampling_steps),
                     self.eta if eta is None else float(eta),
                     self.guidance if guidance is None else float(guidance))
         self._check_sampling(*settings)

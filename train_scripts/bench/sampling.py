@@ -80,7 +80,7 @@ def main(argv=None):
             print(f"{name:<12} {'1 (forward)':>14} {seconds_per_image(model.translate, labels, args.repeats):>10.3f}")
             continue
         for steps in args.steps:
-            translate = lambda x, steps=steps: model.translate(x, steps=steps)  # noqa: E731
+            translate = lambda x, steps=steps: model.translate(x, sampling_steps=steps)  # noqa: E731
             print(f"{name:<12} {steps:>14} {seconds_per_image(translate, labels, args.repeats):>10.3f}", flush=True)
     return 0
 

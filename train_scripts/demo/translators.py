@@ -19,13 +19,10 @@ from train_scripts.training.inference import load_translator, translate_batch
 
 log = logging.getLogger("i2i.demo")
 
-MAX_SAMPLING_STEPS = 1000
+MAX_SAMPLING_STEPS = 1000  # the most sampling steps a request may ask for (a sampler's cost grows with them)
 # One translation at a time, whichever the model: a model is never called from two threads at once, TensorFlow's own
 # thread pools are not oversubscribed, and the milliseconds shown are each model's own time, not shared time.
 COMPUTE_LOCK = threading.Lock()
-# models whose translate draws test-time noise from a keras SeedGenerator when so configured
-SEEDED_NOISE = {"cvae": lambda c: c.get("sample_at_test", True), "cgan": lambda c: True,
-                "pix2pix": lambda c: c.get("dropout_at_test", False)}
 
 
 class DemoError(I2IError):
@@ -36,14 +33,10 @@ class DemoError(I2IError):
         self.status = status
 
 
-def seed_variables(model):
-    """The state variables of the model's keras SeedGenerators (test-time noise of CVAE, cGAN, dropout)."""
-    return [v for v in model.variables if "seed_generator" in getattr(v, "path", v.name)]
-
-
 @dataclasses.dataclass
 class DemoModel:
-    """One loaded run: its model behind a lock, and how to translate a label map with it."""
+    """One loaded run: its model behind a lock, and how to translate a label map with it, as its ``ModelSpec``
+    declares: the sampler settings ``translate`` takes per request, and whether a seed changes its output."""
 
     name: str
     run_dir: str
@@ -52,54 +45,46 @@ class DemoModel:
     model: object
     finished: bool
     lock: threading.Lock = None  # default: COMPUTE_LOCK, shared by all models
-    seed_state: list = dataclasses.field(default_factory=list)
 
     def __post_init__(self):
         self.lock = self.lock or COMPUTE_LOCK
-        # the state of every seed generator right after loading: restored before each request, so the same label map
-        # gives the same output whatever came before (the output of a freshly loaded run)
-        self.seed_state = [(v, np.array(v.numpy())) for v in seed_variables(self.model)]
 
     @property
     def size(self):
         return int(self.config["image_size"])
 
     @property
-    def diffusion(self):
-        return "sample_seed" in self.spec.inference
+    def settings(self):
+        """The sampler settings a request may change (``ModelSpec.sampler_settings``)."""
+        return self.spec.sampler_settings
 
     @property
     def seeded(self):
-        """Whether a seed changes the output (diffusion sampler, or CVAE/cGAN noise, test-time dropout)."""
-        noisy = SEEDED_NOISE.get(self.spec.name, lambda config: False)
-        return self.diffusion or (bool(self.seed_state) and noisy(self.config))
+        """Whether a seed changes the output (``ModelSpec.seeded``: test-time noise or a sampler)."""
+        return self.spec.seeded(self.config)
 
     def defaults(self):
-        """The run's own test-time settings (what the page starts with)."""
-        if self.diffusion:
-            return {"sampler": self.config["sampler"], "sampling_steps": int(self.config["sampling_steps"]),
-                    "eta": float(self.config["eta"]), "guidance": float(self.config["guidance"]),
-                    "seed": int(self.config["sample_seed"])}
-        return {"seed": None} if self.seeded else {}
+        """The run's own settings and seed (what the page starts with, and what a request leaves out)."""
+        values = {key: self.spec.arguments[key][0](self.config[key]) for key in self.settings}
+        return {**values, "seed": int(self.config[self.spec.noise_seed])} if self.seeded else values
 
     def info(self):
-        sampler_choices = self.spec.arguments["sampler"][2] if self.diffusion else ()
+        choices = {key: list(self.spec.arguments[key][2]) for key in self.settings if len(self.spec.arguments[key]) > 2}
         return {"name": self.name, "model": self.spec.name, "run_dir": self.run_dir, "resolution": self.size,
                 "preset": self.config.get("preset"), "data": self.config.get("data"), "finished": self.finished,
-                "diffusion": self.diffusion, "seeded": self.seeded, "defaults": self.defaults(),
-                "samplers": list(sampler_choices),
-                "guidance_allowed": bool(self.config.get("condition_dropout")) if self.diffusion else False}
+                "diffusion": bool(self.settings), "seeded": self.seeded, "settings": list(self.settings),
+                "choices": choices, "defaults": self.defaults()}
 
     def parse_settings(self, settings):
-        """Check a request's settings for this model: ``({translate kwargs}, seed or None, settings used)``.
+        """Check a request's settings for this model: ``(seed or None, {sampler settings}, settings used)``.
 
-        Types and choices are those of ``--set`` (``config.parse_inference_settings``)."""
+        Types and choices are those of ``--set`` (``config.parse_inference_settings``); whether the values suit the
+        run (e.g. guidance without condition dropout) is the model's to say when it translates."""
         if settings is None:
             settings = {}
         if not isinstance(settings, dict):
             raise DemoError(f"{self.name}: settings must be an object, got {type(settings).__name__}")
-        allowed = ("sampler", "sampling_steps", "eta", "guidance", "seed") if self.diffusion else \
-            ("seed",) if self.seeded else ()
+        allowed = (*self.settings, "seed") if self.seeded else self.settings
         unknown = sorted(set(settings) - set(allowed))
         if unknown:
             raise DemoError(f"{self.name}: unknown setting(s) {', '.join(unknown)}; this model takes "
@@ -118,41 +103,18 @@ class DemoModel:
         except I2IError as e:
             raise DemoError(f"{self.name}: {str(e).replace('--set ', '')}") from None
         used = {**self.defaults(), **parsed, **({"seed": seed} if seed is not None else {})}
-        if self.diffusion:
-            if not 1 <= used["sampling_steps"] <= MAX_SAMPLING_STEPS:
-                raise DemoError(f"{self.name}: sampling_steps must be between 1 and {MAX_SAMPLING_STEPS}")
-            if used["eta"] < 0 or used["guidance"] < 0:
-                raise DemoError(f"{self.name}: eta and guidance must be >= 0")
-            if used["guidance"] and not self.config.get("condition_dropout"):
-                raise DemoError(f"{self.name}: guidance needs a run trained with condition dropout; this one was "
-                                "not (leave guidance at 0)")
-            kwargs = {"sampler": used["sampler"], "steps": used["sampling_steps"], "eta": used["eta"],
-                      "guidance": used["guidance"]}
-            return kwargs, used["seed"], used
-        return {}, seed, used
-
-    def reset_noise(self, seed):
-        """Seed generators back to their state after loading (``seed`` None), or started from ``seed``."""
-        for i, (variable, value) in enumerate(self.seed_state):
-            if seed is None:
-                variable.assign(value)
-            else:
-                state = np.zeros_like(value)
-                state.flat[0], state.flat[-1] = seed, i  # [seed, counter]; one stream per generator
-                variable.assign(state)
+        if used.get("sampling_steps", 0) > MAX_SAMPLING_STEPS:
+            raise DemoError(f"{self.name}: sampling_steps must be at most {MAX_SAMPLING_STEPS} here")
+        return used.get("seed"), {key: used[key] for key in self.settings}, used
 
     def translate(self, label, settings=None):
         """Translate one uint8 label map (any square size; resized to this model's resolution as the data loaders
-        resize): ``(uint8 output at this model's resolution, milliseconds, settings used)``."""
-        kwargs, seed, used = self.parse_settings(settings)
+        resize): ``(uint8 output at this model's resolution, milliseconds, settings used)``. The seed (the request's,
+        else the run's) makes this call's noise, so the same request gives the same output whatever came before."""
+        seed, sampler_settings, used = self.parse_settings(settings)
         label = resize(label, self.size)
-        if self.diffusion:
-            translate = functools.partial(self.model.translate, seed=seed, **kwargs)
-        else:
-            translate = self.model.translate
+        translate = functools.partial(self.model.translate, seed=seed, **sampler_settings)
         with self.lock:
-            if not self.diffusion:
-                self.reset_noise(seed)
             start = time.perf_counter()
             output = translate_batch(self.model, translate, [(self.name, label, label.shape[:2])], 1)[0]
             ms = (time.perf_counter() - start) * 1000

@@ -85,7 +85,9 @@ class ModelSpec:
     name: str
     description: str
     presets: dict  # preset name -> complete config (plain data)
-    build: Callable  # config -> compiled keras.Model with .translate(labels)
+    # (config, **build_args) -> compiled keras.Model with ``translate(label_maps, seed=None, **settings)``; with
+    # ``noise_seed`` among build_args when ``noise_seed`` below is set (the seed of its own test-time noise)
+    build: Callable
     # the model's settings dataclass (``training.settings``): its flags, its presets' defaults, its constructor
     settings: type | None = None
     paired: bool = True  # False: photos drawn independently of label maps (CycleGAN)
@@ -102,6 +104,19 @@ class ModelSpec:
     check: Callable | None = None
     # config -> the model's name in results tables, where a config makes it another model (the DDIM's ddim-latent)
     name_of: Callable | None = None
+    # What ``translate(label_maps, seed=None, **settings)`` accepts. ``noise_seed``: the config key of the seed its
+    # test-time noise starts from (the run's ``seed`` for CVAE z, cGAN noise and Pix2Pix dropout at test; the DDIM's
+    # ``sample_seed``), None for a model that draws no noise; ``stochastic``: config -> whether a run of that config
+    # draws noise, so that another seed gives another output (None: always, when ``noise_seed`` is set).
+    noise_seed: str | None = None
+    stochastic: Callable | None = None
+    # config keys that translate also takes per call as keyword arguments, the run's values being the defaults (the
+    # DDIM's sampler settings); each is also one of ``inference``
+    sampler_settings: tuple = ()
+
+    def seeded(self, config):
+        """Whether a seed changes what a run of ``config`` translates (test-time noise)."""
+        return self.noise_seed is not None and (self.stochastic is None or bool(self.stochastic(config)))
 
     @property
     def arguments(self):

@@ -2,11 +2,10 @@
 weights, translate a split or a batch of label maps, and the quick PSNR/SSIM a train script prints when it ends
 (``evaluate.py`` scores the full metric suite)."""
 
-import functools
 import json
 import os
+import random
 
-import keras
 import numpy as np
 
 from data.errors import I2IError, LayoutError
@@ -21,12 +20,38 @@ from train_scripts.training.registry import spec_for
 from train_scripts.training.run_folder import RunFolder
 
 
+def translating_config(spec, saved_config, inference, seed):
+    """The config a run of ``spec`` translates with: its saved config and the ``--set`` settings ``inference``.
+    Refuses a ``seed`` given together with a ``--set`` of the seed it replaces (the DDIM's ``sample_seed``)."""
+    settings = parse_inference_settings(spec, inference)
+    if seed is not None and spec.noise_seed in settings:
+        raise I2IError(f"--seed and --set {spec.noise_seed} both set the seed of the {spec.name}'s test-time noise; "
+                       "give one of them")
+    return {**COMMON_DEFAULTS, **saved_config, **settings}
+
+
+def build_translator(spec, config, seed=None, **build_args):
+    """``build_model`` for translating: the model's own test-time noise (``ModelSpec.noise_seed``) starts from
+    ``seed`` (default: the run's, ``config[spec.noise_seed]``), so its outputs do not depend on what ran before.
+
+    Nothing is reseeded: Keras draws the default seeds of a model's initializers and dropout layers from Python's
+    ``random`` while building it, and its state is given back after, so loading leaves the caller's draws alone."""
+    if spec.noise_seed is not None:
+        build_args["noise_seed"] = int(config[spec.noise_seed] if seed is None else seed)
+    state = random.getstate()
+    try:
+        return build_model(spec, config, **build_args)
+    finally:
+        random.setstate(state)
+
+
 def load_trained(run_dir, inference=None, seed=None, weights=None):
     """Rebuild a run's model from its config and load its latest weights: (spec, config, model, run).
 
     ``run_dir`` may also be an exported model (``export.py``; ``run`` is then its :class:`ExportFolder`).
     ``inference``: ``KEY=VALUE`` strings changing test-time settings only (see :func:`parse_inference_settings`).
-    ``seed``: the random seed of test-time noise (CVAE z, cGAN noise, dropout at test); default the run's own.
+    ``seed``: the seed of the model's own test-time noise (CVAE z, cGAN noise, dropout at test, the DDIM's sampler;
+    see :func:`build_translator`); default the run's own. ``translate(labels, seed=S)`` draws from ``S`` instead.
     ``weights``: a weights file of the run to load instead of ``model.weights.h5`` (a snapshot of ``--keep-every``).
     """
     if is_export(run_dir):
@@ -36,13 +61,11 @@ def load_trained(run_dir, inference=None, seed=None, weights=None):
     if not isinstance(saved, dict) or "model" not in saved or not isinstance(saved.get("config"), dict):
         raise I2IError(f"{run.config_path}: not the config of a run (no 'model' and 'config' entries)")
     spec = spec_for(saved["model"])
-    config = {**COMMON_DEFAULTS, **saved["config"], **parse_inference_settings(spec, inference)}
+    config = translating_config(spec, saved["config"], inference, seed)
     weights = weights or run.file("model.weights.h5")
     if not os.path.exists(weights):
         raise I2IError(f"{weights}: missing (the run has not reached its first checkpoint, or the file was removed)")
-    # stochastic translate (CVAE z, dropout) gives the same outputs each time: its seed generators start from this
-    keras.utils.set_random_seed(config["seed"] if seed is None else seed)
-    model = build_model(spec, config)
+    model = build_translator(spec, config, seed)
     try:
         model.load_weights(weights)
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -59,19 +82,22 @@ def load_export(path, inference=None, seed=None):
     folder = ExportFolder(path)
     manifest, saved = folder.manifest(), folder.read_config()
     spec = spec_for(saved["model"])
-    config = {**COMMON_DEFAULTS, **saved["config"], **parse_inference_settings(spec, inference)}
-    keras.utils.set_random_seed(config["seed"] if seed is None else seed)  # as load_trained: the same test-time noise
-    if spec.name == "autoencoder":  # its LPIPS network is for training only
-        with precision_policy(config):
-            model = untrained_autoencoder(config)
-    elif config.get("latent"):  # the latent DDIM's autoencoder comes from the export, not from its run folder
-        if "autoencoder" not in manifest:
-            raise I2IError(f"{folder.manifest_path}: a latent DDIM's export must hold its autoencoder's config")
-        with precision_policy(config):
-            autoencoder = untrained_autoencoder(manifest["autoencoder"]["config"])
-        model = build_model(spec, config, autoencoder=autoencoder)
-    else:
-        model = build_model(spec, config)
+    config = translating_config(spec, saved["config"], inference, seed)
+    state = random.getstate()  # as build_translator: building draws default seeds from Python's random
+    try:
+        if spec.name == "autoencoder":  # its LPIPS network is for training only
+            with precision_policy(config):
+                model = untrained_autoencoder(config)
+        elif config.get("latent"):  # the latent DDIM's autoencoder comes from the export, not from its run folder
+            if "autoencoder" not in manifest:
+                raise I2IError(f"{folder.manifest_path}: a latent DDIM's export must hold its autoencoder's config")
+            with precision_policy(config):
+                autoencoder = untrained_autoencoder(manifest["autoencoder"]["config"])
+            model = build_translator(spec, config, seed, autoencoder=autoencoder)
+        else:
+            model = build_translator(spec, config, seed)
+    finally:
+        random.setstate(state)
     networks = model.translating_weights()
     if sorted(networks) != folder.networks():
         raise I2IError(f"{folder.manifest_path} holds the networks {', '.join(folder.networks())}, but a "
@@ -102,7 +128,8 @@ def translate_split(model, pairs, batch_size=8, translate=None, reconstruct=Fals
 
 def load_translator(run_dir, settings, seed=None):
     """:func:`load_trained` of a run or export that translates label maps (translate.py, the demo): refuses the
-    autoencoder, which reconstructs photos, and warns of a run that has not finished training."""
+    autoencoder, which reconstructs photos, and warns of a run that has not finished training. ``seed``: the seed
+    of the model's own test-time noise (default: the run's)."""
     spec, config, model, run = load_trained(run_dir, settings, seed=seed)
     if spec.reconstructs:
         what = "an export" if isinstance(run, ExportFolder) else "a run"
@@ -113,18 +140,6 @@ def load_translator(run_dir, settings, seed=None):
     if not run.progress().get("finished"):
         print(f"warning: {run.path} has not finished training; translating with its latest checkpoint")
     return spec, config, model, run
-
-
-def seeded_translate(spec, model, seed):
-    """The model's ``translate`` drawing its randomness from ``seed`` (None: the run's own seed, as evaluate.py).
-
-    A diffusion model (``sample_seed`` among its test-time settings) takes the seed of its sampler per call, like
-    ``--set sample_seed=N``; the other models' test-time noise (CVAE z, cGAN noise, Pix2Pix dropout) comes from
-    seed generators that ``load_trained(..., seed=seed)`` started from it.
-    """
-    if seed is not None and "sample_seed" in spec.inference:
-        return functools.partial(model.translate, seed=seed)
-    return model.translate
 
 
 def translate_batch(model, translate, batch, batch_size):

@@ -1,5 +1,6 @@
 """The model registry: every model the toolkit trains, by name, with its :class:`ModelSpec` (presets, builder,
-flags and capabilities: ``paired``, ``reconstructs``, ``inference``, ``check``) and its train script; and the models
+flags and capabilities: ``paired``, ``reconstructs``, ``inference``, ``check``, and what ``translate`` accepts:
+``noise_seed``, ``stochastic``, ``sampler_settings``) and its train script; and the models
 of the comparison (``compare.py``), each a trained model plus flags.
 
 Tools find a model here, never by importing its train script. Importing this module does not load TensorFlow.

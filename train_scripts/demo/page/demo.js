@@ -301,7 +301,7 @@
           sampler.textContent = "sampler ";
           const select = document.createElement("select");
           select.name = "sampler";
-          for (const s of m.samplers) select.append(new Option(s, s, s === d.sampler, s === d.sampler));
+          for (const s of m.choices.sampler || []) select.append(new Option(s, s, s === d.sampler, s === d.sampler));
           sampler.append(select);
           settings.append(
             sampler,
@@ -309,10 +309,7 @@
                         {min: 1, max: state.info.limits.max_sampling_steps, step: 1}),
             numberInput("eta", "eta", d.eta, {min: 0, step: 0.1}));
           const guidance = numberInput("guidance", "guidance", d.guidance, {min: 0, step: 0.5});
-          if (!m.guidance_allowed) {
-            guidance.querySelector("input").disabled = true;
-            guidance.title = "this run was trained without condition dropout: no guidance";
-          }
+          guidance.title = "classifier-free guidance weight (a run trained with condition dropout only)";
           settings.append(guidance);
         }
         const seed = numberInput("seed", "seed", d.seed, {min: 0, step: 1, placeholder: "run's"});

@@ -35,13 +35,16 @@ PRESETS = {
 }
 
 
-def build(config):
+def build(config, noise_seed=None):
+    """The model of ``config``; ``noise_seed``: the seed of its own test-time noise (None: Keras' default seeds, as
+    training has them)."""
     import keras
 
     from models.cgan import CGAN
 
     settings = from_config(CGANSettings, config)
-    model = CGAN(**arguments_for(settings, CGAN, image_size=config["image_size"]))
+    model = CGAN(**arguments_for(settings, CGAN, image_size=config["image_size"],
+                                   noise_seed=noise_seed))
 
     def adam():
         return keras.optimizers.Adam(**arguments_for(settings, keras.optimizers.Adam, learning_rate=settings.lr))
@@ -58,4 +61,5 @@ SPEC = ModelSpec(
     settings=CGANSettings,
     presets=PRESETS,
     build=build,
+    noise_seed="seed",
 )

@@ -35,13 +35,16 @@ PRESETS = {
 }
 
 
-def build(config):
+def build(config, noise_seed=None):
+    """The model of ``config``; ``noise_seed``: the seed of its own test-time noise (None: Keras' default seeds, as
+    training has them)."""
     import keras
 
     from models.cvae import CVAE
 
     settings = from_config(CVAESettings, config)
-    model = CVAE(**arguments_for(settings, CVAE, image_size=config["image_size"]))
+    model = CVAE(**arguments_for(settings, CVAE, image_size=config["image_size"],
+                                     noise_seed=noise_seed))
     optimizer = keras.optimizers.Adam(**arguments_for(settings, keras.optimizers.Adam, learning_rate=settings.lr))
     model.compile(optimizer=optimizer, jit_compile=config["jit_compile"],
                   steps_per_execution=config["steps_per_execution"])
@@ -56,4 +59,6 @@ SPEC = ModelSpec(
     presets=PRESETS,
     build=build,
     inference=("sample_at_test",),
+    noise_seed="seed",
+    stochastic=lambda config: config.get("sample_at_test", True),
 )

@@ -90,9 +90,10 @@ PRESETS = {
 }
 
 
-def build(config, autoencoder=None):
+def build(config, autoencoder=None, noise_seed=None):
     """The DDIM of ``config``: on photos, or with ``latent`` (an autoencoder run) on that autoencoder's latents
-    (``autoencoder``: that autoencoder, already built)."""
+    (``autoencoder``: that autoencoder, already built); ``noise_seed``: its sampler's seed (default:
+    ``sample_seed``)."""
     import keras
 
     from models.diffusion import NetworkSettings, SamplerSettings, named_schedule
@@ -110,7 +111,9 @@ def build(config, autoencoder=None):
                                               image_size=config["image_size"], widths=tuple(settings.widths),
                                               condition_channels=3 if settings.conditional else 0))
     schedule = named_schedule(**arguments_for(settings, named_schedule))
-    sampling = SamplerSettings(**arguments_for(settings, SamplerSettings))
+    # a seed given when loading (translate.py --seed) replaces the run's sample_seed
+    seeds = {} if noise_seed is None else {"sample_seed": noise_seed}
+    sampling = SamplerSettings(**arguments_for(settings, SamplerSettings, **seeds))
     model = model_class(**space, **arguments_for(settings, DiffusionModel, network=network, schedule=schedule,
                                                  sampling=sampling, seed=config["seed"]))
     optimizer = keras.optimizers.AdamW(**arguments_for(settings, keras.optimizers.AdamW, learning_rate=settings.lr))
@@ -136,7 +139,8 @@ def callbacks(config, model, val_pairs, run):
     """Validation KID per interval (study Fig. 7), sampled with ``kid_sampling_steps`` steps to stay cheap."""
     from train_scripts.training.validation import kid_callbacks
 
-    return kid_callbacks(config, val_pairs, lambda labels: model.translate(labels, steps=config["kid_sampling_steps"]))
+    return kid_callbacks(config, val_pairs,
+                         lambda labels: model.translate(labels, sampling_steps=config["kid_sampling_steps"]))
 
 
 SPEC = ModelSpec(
@@ -150,6 +154,8 @@ SPEC = ModelSpec(
     check=check_latent,
     name_of=lambda config: "ddim-latent" if config.get("latent") else "ddim",
     inference=("sampler", "sampling_steps", "eta", "guidance", "clip_denoised", "sample_seed"),
+    noise_seed="sample_seed",
+    sampler_settings=("sampler", "sampling_steps", "eta", "guidance"),
 )
 
 

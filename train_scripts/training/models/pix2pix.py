@@ -43,13 +43,16 @@ PRESETS = {
 }
 
 
-def build(config):
+def build(config, noise_seed=None):
+    """The model of ``config``; ``noise_seed``: the seed of its own test-time noise (None: Keras' default seeds, as
+    training has them)."""
     import keras
 
     from models.pix2pix import Pix2Pix
 
     settings = from_config(Pix2PixSettings, config)
-    model = Pix2Pix(**arguments_for(settings, Pix2Pix, image_size=config["image_size"]))
+    model = Pix2Pix(**arguments_for(settings, Pix2Pix, image_size=config["image_size"],
+                                         noise_seed=noise_seed))
 
     def adam():
         return keras.optimizers.Adam(**arguments_for(settings, keras.optimizers.Adam, learning_rate=settings.lr))
@@ -74,4 +77,6 @@ SPEC = ModelSpec(
     build=build,
     callbacks=callbacks,
     inference=("dropout_at_test",),
+    noise_seed="seed",
+    stochastic=lambda config: config.get("dropout_at_test", False),
 )
