@@ -7,12 +7,13 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import TINY_FLAGS
 from models.cgan import CGAN
 from models.cvae import CVAE
+from models.diffusion import NetworkSettings, SamplerSettings
 from models.diffusion.model import DiffusionModel
 from models.noise import MAX_SEED, dropout_on, noise_seeds
 from models.pix2pix import Pix2Pix
+from run_helpers import TINY_FLAGS
 from train_scripts.training.config import COMMON_DEFAULTS
 from train_scripts.training.inference import build_translator
 from train_scripts.training.registry import spec_for
@@ -30,7 +31,8 @@ def build(name, noise_seed=None):
         return CGAN(image_size=SIZE, noise_dim=4, ngf=8, ndf=8, noise_seed=noise_seed)
     if name == "pix2pix":
         return Pix2Pix(image_size=SIZE, ngf=8, ndf=8, dropout_at_test=True, noise_seed=noise_seed)
-    return DiffusionModel(image_size=SIZE, widths=(4, 8), sampling_steps=2, eta=1.0, sample_seed=noise_seed or 0)
+    return DiffusionModel(network=NetworkSettings(image_size=SIZE, widths=(4, 8)),
+                          sampling=SamplerSettings(sampling_steps=2, eta=1.0, sample_seed=noise_seed or 0))
 
 
 @pytest.fixture(scope="module")
