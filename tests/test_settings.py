@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from train_scripts.training.config import build_parser, resolve_config
+from train_scripts.training.config import COMMON_DEFAULTS, CommonSettings, build_parser, resolve_config
 from train_scripts.training.models.ddim import DDIMSettings
 from train_scripts.training.registry import SPECS
 from train_scripts.training.settings import arguments_for, defaults, from_config, setting
@@ -27,9 +27,13 @@ def test_presets_and_flags_are_those_the_runs_were_trained_with(name, recorded):
     (keys, values and their types) and every flag (type, help, choices) is the one recorded before the settings
     became dataclasses (tests/fixtures/settings/README.md)."""
     spec = SPECS[name]
-    presets = {preset: {key: [value, type(value).__name__] for key, value in config.items()}
-               for preset, config in spec.presets.items()}
-    assert presets == recorded[name]["presets"]
+
+    def typed(config):  # the common settings added since are in a preset now, and fill an older run's config
+        return {key: [value, type(value).__name__] for key, value in {**COMMON_DEFAULTS, **config}.items()}
+
+    presets = {preset: typed(config) for preset, config in spec.presets.items()}
+    assert presets == {preset: typed({key: value for key, (value, _) in config.items()})
+                       for preset, config in recorded[name]["presets"].items()}
     flags = {key: [kind.__name__, helptext, list(choices[0]) if choices else None]
              for key, (kind, helptext, *choices) in spec.arguments.items()}
     assert flags == recorded[name]["flags"]
@@ -64,6 +68,31 @@ def test_each_settings_field_is_a_flag_that_overrides_the_preset(name):
         args = parser.parse_args(["--preset", preset, *argv])
         config, _ = resolve_config(dataclasses.replace(spec, check=None), args)  # no autoencoder run to look for
         assert config[field.name] == expected and type(config[field.name]) is type(expected), field.name
+
+
+# a valid value, other than the quick presets', for each setting every script has (``config.CommonSettings``)
+COMMON_VALUES = {"data": "some/run", "image_size": 32, "jitter": "none", "expand": 3, "batch_size": 7, "steps": 14,
+                 "seed": 7, "log_every": 1, "checkpoint_every": 7, "keep_every": 7, "sample_every": 7,
+                 "val_split": "train", "val_images": 7, "eval_split": "val", "jit_compile": True,
+                 "steps_per_execution": 7, "mixed_precision": "mixed_bfloat16", "budget_minutes": 0.25}
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_common_setting_is_a_flag_of_every_script(name):
+    """Declared once in ``CommonSettings``: a flag of every train script (XLA's spelled ``--jit``), typed as the
+    field, overriding the preset; every preset starts from their defaults."""
+    assert set(COMMON_VALUES) == {field.name for field in dataclasses.fields(CommonSettings)}
+    spec = SPECS[name]
+    argv = []
+    for key, value in COMMON_VALUES.items():
+        assert value != spec.presets["quick"][key], key
+        argv += ["--jit"] if key == "jit_compile" else ["--" + key.replace("_", "-"), str(value)]
+    config, overrides = resolve_config(dataclasses.replace(spec, check=None), build_parser(spec).parse_args(argv))
+    assert set(overrides) == set(COMMON_VALUES)
+    for key, value in COMMON_VALUES.items():
+        assert config[key] == value and type(config[key]) is type(value), key
+    for preset in spec.presets.values():
+        assert set(defaults(CommonSettings)) <= set(preset)
 
 
 def test_a_config_saved_before_newer_settings_existed_gets_their_defaults():

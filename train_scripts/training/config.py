@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from data.errors import I2IError
-from train_scripts.training.settings import defaults, flags
+from train_scripts.training.settings import defaults, flags, setting
 
 # the folder holding the packages: the repository in a source checkout, site-packages in an installed wheel
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,47 +35,53 @@ def recorded_command(argv, root=None):
 
     return " ".join(relative(item) for item in argv)
 
-COMMON_KEYS = {
-    "data": "synthetic | facades | PATH (pix2pix A|B, two-folder or Kaggle layout)",
-    "image_size": "training resolution (256 = paper, 128, 64)",
-    "jitter": "resize before the random crop: study (300 at 256 px) | pix2pix (286) | none",
-    "expand": "fixed augmentation factor (study: 6 -> 2400 pairs); 0 = fresh augmentation every step",
-    "batch_size": "images per step",
-    "steps": "training iterations",
-    "seed": "random seed (weights, data order, augmentation)",
-    "log_every": "steps per logged row / Keras epoch",
-    "checkpoint_every": "steps between checkpoints (multiple of log_every)",
-    "keep_every": "steps between weight snapshots kept for good in snapshots/step_<N>.weights.h5 (multiple of "
-                  "log_every; 0 = none): the generator at chosen steps of a long run, e.g. for test outputs",
-    "sample_every": "steps between sample grids (multiple of log_every)",
-    "val_split": "split for validation losses and sample grids",
-    "val_images": "validation images used for the per-interval losses (0 = all)",
-    "eval_split": "split scored after training (falls back to val when absent)",
-    "jit_compile": "XLA-compile the train step",
-    "steps_per_execution": "train steps per tf.function call",
-    "mixed_precision": "Keras dtype policy: none (float32) | mixed_float16 (with loss scaling) | mixed_bfloat16",
-    "budget_minutes": "wall-clock training budget: stop at the first logging interval past it and count the run "
-                      "as finished (0 = train all --steps; compare.py gives every model the same budget; a "
-                      "larger value on a finished run continues it)",
-}
-
-# Common keys added after the first presets were written: their values when a preset (or the config.json of an
-# older run) does not name them.
-COMMON_DEFAULTS = {"mixed_precision": "none", "budget_minutes": 0.0, "keep_every": 0}
-
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
-# The values every train script's presets start from (each script adds its model's own).
-PRESET_DEFAULTS = dict(jitter="study", expand=0, seed=0, val_split="val", eval_split="test", jit_compile=False,
-                       steps_per_execution=1)
+
+@dataclass
+class CommonSettings:
+    """The settings every train script has (data, schedule, logging, devices), declared like a model's own
+    (``training.settings``): each preset starts from these defaults, and gives those without one."""
+
+    data: str = setting(None, "synthetic | facades | PATH (pix2pix A|B, two-folder or Kaggle layout)")
+    image_size: int = setting(None, "training resolution (256 = paper, 128, 64)")
+    jitter: str = setting("study", "resize before the random crop: study (300 at 256 px) | pix2pix (286) | none")
+    expand: int = setting(0, "fixed augmentation factor (study: 6 -> 2400 pairs); 0 = fresh augmentation every step")
+    batch_size: int = setting(None, "images per step")
+    steps: int = setting(None, "training iterations")
+    seed: int = setting(0, "random seed (weights, data order, augmentation)")
+    log_every: int = setting(None, "steps per logged row / Keras epoch")
+    checkpoint_every: int = setting(None, "steps between checkpoints (multiple of log_every)")
+    keep_every: int = setting(0, "steps between weight snapshots kept for good in snapshots/step_<N>.weights.h5 "
+                                 "(multiple of log_every; 0 = none): the generator at chosen steps of a long run, "
+                                 "e.g. for test outputs")
+    sample_every: int = setting(None, "steps between sample grids (multiple of log_every)")
+    val_split: str = setting("val", "split for validation losses and sample grids")
+    val_images: int = setting(None, "validation images used for the per-interval losses (0 = all)")
+    eval_split: str = setting("test", "split scored after training (falls back to val when absent)")
+    jit_compile: bool = setting(False, "XLA-compile the train step")
+    steps_per_execution: int = setting(1, "train steps per tf.function call")
+    mixed_precision: str = setting("none", "Keras dtype policy: none (float32) | mixed_float16 (with loss scaling) | "
+                                           "mixed_bfloat16", PRECISIONS)
+    budget_minutes: float = setting(0.0, "wall-clock training budget: stop at the first logging interval past it "
+                                         "and count the run as finished (0 = train all --steps; compare.py gives "
+                                         "every model the same budget; a larger value on a finished run continues "
+                                         "it)")
+
+
+COMMON_KEYS = tuple(flags(CommonSettings))
+
+# Common settings added after the first runs were saved: their values when the config.json of an older run does not
+# name them (what those runs trained with).
+COMMON_DEFAULTS = {key: defaults(CommonSettings)[key] for key in ("mixed_precision", "budget_minutes", "keep_every")}
 
 
 def preset(settings, **values):
-    """A preset's complete config: ``PRESET_DEFAULTS``, the defaults of the model's ``settings`` dataclass
-    (``training.settings``), then ``values``, the preset's own (common keys, and settings it overrides)."""
-    return {**PRESET_DEFAULTS, **defaults(settings), **values}
+    """A preset's complete config: the defaults of :class:`CommonSettings`, those of the model's ``settings``
+    dataclass (``training.settings``), then ``values``, the preset's own (common keys, and settings it overrides)."""
+    return {**defaults(CommonSettings), **defaults(settings), **values}
 
 
 @dataclass
@@ -141,31 +147,26 @@ def build_parser(spec):
                         "launch.py); --batch-size is the global batch, split over the replicas")
     p.add_argument("--cluster-timeout", type=float, default=300.0,
                    help="multiworker: seconds to wait for every worker of TF_CONFIG before giving up (0: no limit)")
-    types = {"image_size": int, "expand": int, "batch_size": int, "steps": int, "seed": int, "log_every": int,
-             "checkpoint_every": int, "sample_every": int, "val_images": int, "steps_per_execution": int,
-             "budget_minutes": float, "keep_every": int}
-    for key, helptext in COMMON_KEYS.items():
-        if key == "jit_compile":
-            p.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None,
-                           help=helptext)
-            continue
-        if key == "mixed_precision":
-            p.add_argument("--mixed-precision", dest=key, default=None, choices=PRECISIONS, help=helptext)
-            continue
-        p.add_argument("--" + key.replace("_", "-"), dest=key, type=types.get(key, str), default=None, help=helptext)
-    for key, (typ, helptext, *choices) in spec.arguments.items():
-        flag = "--" + key.replace("_", "-")
+    add_setting_flags(p, flags(CommonSettings), names={"jit_compile": "--jit"})
+    add_setting_flags(p, spec.arguments)
+    return p
+
+
+def add_setting_flags(p, arguments, names=None):
+    """A flag per setting (``{key: (type, help[, choices])}``, as ``training.settings.flags`` gives), default None
+    (the preset's value); booleans as ``--x`` / ``--no-x``. ``names``: flags not spelled ``--<key with dashes>``."""
+    for key, (typ, helptext, *choices) in arguments.items():
+        flag = (names or {}).get(key) or "--" + key.replace("_", "-")
         if typ is bool:
             p.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=helptext)
         else:
             p.add_argument(flag, dest=key, type=typ, default=None, help=helptext,
                            choices=choices[0] if choices else None)
-    return p
 
 
 def resolve_config(spec, args):
     """The preset's config with the user's flags applied, plus the list of overridden keys."""
-    config = {**COMMON_DEFAULTS, **spec.presets[args.preset]}
+    config = {**COMMON_DEFAULTS, **spec.presets[args.preset]}  # a preset written without preset() may lack them
     overrides = {}
     for key in list(COMMON_KEYS) + list(spec.arguments):
         value = getattr(args, key, None)
