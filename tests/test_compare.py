@@ -12,7 +12,7 @@ from PIL import Image
 
 from run_helpers import needs_alexnet_weights
 from train_scripts import compare
-from train_scripts.training import registry
+from train_scripts.training import registry, report
 
 # compare.py runs every model through the same train and score commands; these four cover what differs between them:
 # two variants of one script (kept apart in the table), a model without a discriminator, and the latent DDIM, which
@@ -75,9 +75,8 @@ def test_every_output_is_written_with_one_finite_row_per_model(first_run):
 @needs_alexnet_weights
 def test_comparison_grid_has_a_row_per_sample_and_a_column_per_model_plus_two(first_run):
     out, _ = first_run
-    args = compare.build_parser().parse_args(_args(out))
-    run_dirs = {n: str(out / "runs" / n) for n in MODELS}
-    columns, titles = compare.comparison_columns(MODELS, run_dirs, args, N_SAMPLES)
+    outputs = {n: str(out / "runs" / n / "outputs_val") for n in MODELS}
+    columns, titles = report.comparison_columns(MODELS, outputs, str(out / "data"), "val", 32, N_SAMPLES)
     assert titles == ["label map", "ground truth", *MODELS]
     assert len(columns) == len(MODELS) + 2
     assert all(c.shape == (N_SAMPLES, 32, 32, 3) for c in columns)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from train_scripts import compare
-from train_scripts.training import results
+from train_scripts.training import comparison, results
 
 MODELS = ["cvae", "pix2pix-bce"]  # the two smallest quick networks
 SEEDS = [0, 1]
@@ -131,16 +131,17 @@ def test_the_summary_is_the_mean_and_sample_std_of_the_rows_over_seeds(first_run
 
 @pytest.mark.slow
 def test_each_model_is_compared_with_its_best_rival_on_the_same_outputs(first_run):
-    """paired-comparisons.csv: the first seed's two models, paired image by image; its scores are the ones
-    evaluate.py put in metrics.csv, A - B is their difference and lies in its interval; the report shows it and
+    """paired-comparisons.csv: each seed's two models, paired image by image; its scores are the ones evaluate.py
+    put in metrics.csv for that seed, A - B is their difference and lies in its interval; the report shows it and
     every score with its interval."""
     out, _ = first_run
     paired = pd.read_csv(out / "results" / "paired-comparisons.csv")
-    assert sorted(paired["metric"]) == ["psnr", "ssim"] and len(set(zip(paired["model_a"], paired["model_b"]))) == 1
+    assert sorted(zip(paired["seed"], paired["metric"])) == [(s, m) for s in SEEDS for m in ("psnr", "ssim")]
+    assert {frozenset(pair) for pair in zip(paired["model_a"], paired["model_b"])} == {frozenset(MODELS)}
     rows = {(r["model"], r["seed"]): r for r in _rows(out / "results" / "metrics.csv")[1:]}
     names = {"cvae": "cvae", "pix2pix-bce": "pix2pix"}
     for p in paired.itertuples():
-        a, b = (float(rows[names[m], "0"][p.metric]) for m in (p.model_a, p.model_b))
+        a, b = (float(rows[names[m], str(p.seed)][p.metric]) for m in (p.model_a, p.model_b))
         assert (p.score_a, p.score_b) == (pytest.approx(a, rel=1e-5), pytest.approx(b, rel=1e-5))
         assert p.diff == pytest.approx(a - b, rel=1e-4, abs=1e-6) and p.lo <= p.diff <= p.hi
         assert 0 < p.p <= 1 and 0 <= p.a_better <= 1 and p.n_images == 4
@@ -152,10 +153,10 @@ def test_each_model_is_compared_with_its_best_rival_on_the_same_outputs(first_ru
 
 def test_best_rivals_by_the_first_metric_every_model_has():
     rows = {"a": {"fid": 50.0, "psnr": 12.0}, "b": {"fid": 40.0, "psnr": 11.0}, "c": {"fid": 45.0, "psnr": 13.0}}
-    assert compare.best_rivals(rows) == ({"a": "b", "b": "c", "c": "b"}, "fid")
+    assert comparison.best_rivals(rows) == ({"a": "b", "b": "c", "c": "b"}, "fid")
     rows["c"]["fid"] = None  # FID missing for one model: PSNR (higher is better) decides
-    assert compare.best_rivals(rows) == ({"a": "c", "b": "c", "c": "a"}, "psnr")
-    assert compare.best_rivals({"a": {"fid": 1.0}}) == ({}, None)
+    assert comparison.best_rivals(rows) == ({"a": "c", "b": "c", "c": "a"}, "psnr")
+    assert comparison.best_rivals({"a": {"fid": 1.0}}) == ({}, None)
 
 
 @pytest.mark.slow
@@ -186,7 +187,7 @@ def test_seed_summary_by_hand():
     rows = {("cvae", 0): {"psnr": 10.0, "ssim": 0.5}, ("pix2pix-bce", 0): {"psnr": 11.0, "ssim": 0.2},
             ("cvae", 1): {"psnr": 12.0, "ssim": 0.7}, ("pix2pix-bce", 1): {"psnr": 14.0, "ssim": None},
             ("cvae", 2): {"psnr": 17.0, "ssim": 0.6}}
-    summary = compare.seed_summary(rows)
+    summary = comparison.seed_summary(rows)
     assert list(summary.index) == ["cvae", "pix2pix-bce"]
     # cvae psnr: mean 13, squared deviations 9 + 1 + 16 = 26 over n - 1 = 2
     assert summary.loc["cvae", ("psnr", "mean")] == pytest.approx(13.0)
@@ -194,11 +195,11 @@ def test_seed_summary_by_hand():
     assert summary.loc["cvae", ("ssim", "std")] == pytest.approx(0.1)
     assert summary.loc["pix2pix-bce", ("psnr", "std")] == pytest.approx(3 / math.sqrt(2))
     assert summary.loc["pix2pix-bce", ("ssim", "n")] == 1 and math.isnan(summary.loc["pix2pix-bce", ("ssim", "std")])
-    text = compare.format_summary(summary)
+    text = comparison.format_summary(summary)
     assert list(text.columns) == ["n", "psnr", "ssim"]  # metrics scored for no model left out
     assert text.loc["cvae"].tolist() == [3, "13 ± 3.606", "0.6 ± 0.1"]
     assert text.loc["pix2pix-bce"].tolist() == [2, "12.5 ± 2.121", "0.2 (n=1)"]
-    one = compare.format_summary(compare.seed_summary({("ddim", 4): {"psnr": 12.34567}}))
+    one = comparison.format_summary(comparison.seed_summary({("ddim", 4): {"psnr": 12.34567}}))
     assert one.loc["ddim"].tolist() == [1, "12.35"]  # one seed: no std
 
 

@@ -10,7 +10,8 @@ reused, an interrupted one resumed), scored by ``evaluate.py`` on the split, and
 ``loss_curves.png`` (one panel per model) and ``report.html`` (all of it on one offline page).
 With ``--seeds``, each model is trained once per seed in ``<runs>/<model>-seed<k>/``, ``metrics.csv`` gets a row
 per model and seed, and the printed table and the report add each metric's mean ± standard deviation over seeds;
-the figures show the first seed's runs.
+the figures show the first seed's runs. Every model is also compared with its best-scoring rival of the same seed,
+image by image (``paired-comparisons.csv``, a row per seed, pair and metric).
 """
 
 import argparse
@@ -23,11 +24,17 @@ import subprocess
 import sys
 import time
 
-import pandas as pd
-
 from data.errors import I2IError
+from train_scripts.training.comparison import (
+    format_paired,
+    format_summary,
+    paired_comparisons,
+    seed_summary,
+    write_references,
+)
 from train_scripts.training.config import REPO_ROOT, workspace_root
 from train_scripts.training.registry import COMPARISON_MODELS, train_script
+from train_scripts.training.report import comparison_figure, loss_figure, write_report
 
 PRESETS = {
     # preset -> (train scripts' preset, default image size)
@@ -44,7 +51,6 @@ LATENT_PRESETS = {
     "paper": ("paper", "latent", []),
 }
 BUDGET_STEP_CAP = 1_000_000  # budget runs stop on time, long before this
-SUMMARIZED = ("psnr", "ssim", "fid", "kid_mean", "lpips", "seg_miou", "seg_acc")  # the metrics averaged over seeds
 IMAGE_METRICS = "psnr,ssim,fid,kid,lpips"
 
 
@@ -110,7 +116,7 @@ def train_stages(name, args, seed=None):
 def script_command(script, preset, variant, out, args, budget_minutes, seed=None):
     """The command line of one train script at the comparison's data, size, split, steps and ``seed`` (None: the
     script's preset's)."""
-    size = args.image_size or PRESETS[args.preset][1]
+    size = image_size(args)
     cmd = [sys.executable, train_script(script), "--preset", preset, *variant,
            "--data", args.data, "--image-size", str(size), "--eval-split", args.split, "--out", out, "--verbose", "2"]
     if budget_minutes:
@@ -183,277 +189,27 @@ def score_run(run_dir, args, log_path, prefix):
     return {k: saved.get(k) for k in COLUMNS}
 
 
-# ------------------------------------------------------------------------------------------ over seeds
-
-def seed_summary(rows):
-    """Each metric's mean, sample standard deviation (ddof=1) and number of scores over the seeds of each model.
-
-    ``rows``: ``{(model, seed): results row}``. Returns a table indexed by model (in the order of ``rows``) with
-    columns ``(metric, "mean" | "std" | "n")`` for the metrics of SUMMARIZED; the std of one score is NaN.
-    """
-    names = [name for name, _ in rows]
-    scores = pd.DataFrame([{m: row.get(m) for m in SUMMARIZED} for row in rows.values()], columns=list(SUMMARIZED))
-    scores = scores.apply(pd.to_numeric, errors="coerce")
-    summary = scores.groupby(pd.Series(names, name="model"), sort=False).agg(["mean", "std", "count"])
-    return summary.rename(columns={"count": "n"}, level=1)
+def image_size(args):
+    """The resolution every model of the comparison trains and is scored at."""
+    return args.image_size or PRESETS[args.preset][1]
 
 
-def format_summary(summary):
-    """:func:`seed_summary` as text cells: ``n`` (seeds per model) and ``mean ± std`` per metric (4 significant
-    digits; the mean alone for one score; ``(n=k)`` added where a metric has fewer scores than the model has seeds).
-    Metrics scored for no model are left out."""
-    seeds = summary.xs("n", axis=1, level=1).max(axis=1).astype(int)
-    table = pd.DataFrame({"n": seeds})
-    for metric in SUMMARIZED:
-        mean, std, n = (summary[metric, stat] for stat in ("mean", "std", "n"))
-        if not n.any():
-            continue
-        table[metric] = [
-            "" if k == 0 else f"{m:.4g}" + (f" ± {sd:.4g}" if k > 1 else "") + (f" (n={k})" if k < total else "")
-            for m, sd, k, total in zip(mean, std, n.astype(int), seeds)]
-    return table
+def outputs_dir(run_dir, args):
+    """The folder of a run's outputs on the scored split, as evaluate.py writes them."""
+    return os.path.join(run_dir, f"outputs_{args.split}")
 
 
-# ------------------------------------------------------------------------------------------ paired comparisons
+def paired_tables(names, seeds, rows, run_dirs, args):
+    """The paired comparisons (``training.comparison.paired_comparisons``) of every training seed, one table, with a
+    ``seed`` column under ``--seeds``; None with fewer than two models."""
+    import pandas as pd
 
-# the metric that names each model's best-scoring rival: the first of these that was scored (lower is better first)
-RIVAL_METRICS = (("fid", False), ("kid_mean", False), ("lpips", False), ("psnr", True), ("ssim", True))
-
-
-def best_rivals(rows):
-    """``{model: its best-scoring rival}`` by the first metric of RIVAL_METRICS that every model has, and that metric;
-    ``rows``: ``{model: results row}`` (one seed). Empty with fewer than two models."""
-    names = list(rows)
-    for metric, higher_is_better in RIVAL_METRICS:
-        values = {n: rows[n].get(metric) for n in names}
-        if len(names) > 1 and all(v is not None and v == v for v in values.values()):
-            ranked = sorted(names, key=lambda n: -values[n] if higher_is_better else values[n])
-            return {n: next(r for r in ranked if r != n) for n in names}, metric
-    return {}, None
-
-
-def write_references(runs, args):
-    """The split's photos and label maps at the comparison's size as PNGs named like evaluate.py's outputs, in
-    ``<runs>/references-<split>/`` and ``<runs>/labels-<split>/`` (the paired comparisons' references and, for the
-    segmentation score, the label maps the outputs were translated from); each written once. Returns both folders."""
-    from data.sources import open_source
-    from train_scripts.training.results import save_outputs
-
-    size = args.image_size or PRESETS[args.preset][1]
-    folders = os.path.join(runs, f"references-{args.split}"), os.path.join(runs, f"labels-{args.split}")
-    if not all(os.path.isdir(folder) for folder in folders):
-        pairs = open_source(args.data).load(args.split, size)
-        for folder, images in zip(folders, (pairs.photos, pairs.labels)):
-            if not os.path.isdir(folder):
-                save_outputs(folder + ".tmp", images, pairs.names)
-                os.replace(folder + ".tmp", folder)
-    return folders
-
-
-def paired_comparisons(rows, run_dirs, args):
-    """Every model against its best-scoring rival on the same label maps (``metrics.comparison.compare_folders``:
-    A - B, its paired-bootstrap interval, the p-value, the share of images on which A is better), as a table with
-    one row per pair and metric; each unordered pair is compared once."""
-    from metrics.comparison import compare_folders
-    from metrics.score import SEGMENTATION, SEGMENTATION_SCORES, parse_metrics
-    from metrics.weights import keras_cache_dir
-
-    metrics = parse_metrics(args.metrics)
-    paired = [m for m in metrics if m != SEGMENTATION] + (list(SEGMENTATION_SCORES) if SEGMENTATION in metrics else [])
-    rivals, metric = best_rivals(rows)
-    if not rivals:
-        return None
-    references, labels = write_references(args.runs, args)
-    table, done = [], set()
-    for name, rival in rivals.items():
-        if frozenset((name, rival)) in done:
-            continue
-        done.add(frozenset((name, rival)))
-        print(f"paired comparison: {name} against {rival} (best {metric} of the others)", flush=True)
-        result = compare_folders(os.path.join(run_dirs[name], f"outputs_{args.split}"),
-                                 os.path.join(run_dirs[rival], f"outputs_{args.split}"), references,
-                                 metrics=metrics, backbone=args.backbone, label_dir=labels,
-                                 cache_dir=os.path.join(keras_cache_dir(), "i2i_features"))
-        for m in paired:
-            r = result[m]
-            table.append({"model_a": name, "model_b": rival, "metric": m, "score_a": r["a"], "score_b": r["b"],
-                          "diff": r["diff"], "lo": r["lo"], "hi": r["hi"], "p": r["p"], "a_better": r["a_better"],
-                          "n_images": result["n_images"], "n_resamples": result["n_resamples"]})
-    return pd.DataFrame(table)
-
-
-def format_paired(table):
-    """:func:`paired_comparisons` as text cells: ``A - B [lo, hi]``, the p-value and the share of images A wins."""
-    def cell(v, digits=4):
-        return "" if v is None or v != v else f"{v:.{digits}g}"
-
-    return pd.DataFrame({
-        "A": table["model_a"], "B": table["model_b"], "metric": table["metric"],
-        "score A": table["score_a"].map(cell), "score B": table["score_b"].map(cell),
-        "A - B [95 % interval]": [f"{cell(d)} [{cell(lo)}, {cell(hi)}]" if cell(lo) else cell(d)
-                                  for d, lo, hi in zip(table["diff"], table["lo"], table["hi"])],
-        "p": table["p"].map(lambda v: cell(v, 2)),
-        "A better on": table["a_better"].map(lambda v: "" if v is None or v != v else f"{100 * v:.0f} %"),
-    })
-
-
-# ---------------------------------------------------------------------------------------------- figures
-
-def comparison_columns(names, run_dirs, args, n_samples):
-    """Columns of the study's comparison figure: label map, ground truth, then each model's outputs.
-
-    Rows are ``n_samples`` images spread evenly over the split, read back from each run's
-    ``outputs_<split>/`` (written by evaluate.py) so the figure shows exactly what was scored.
-    """
-    import numpy as np
-
-    from data.images import read_image
-    from data.sources import open_source, resize
-
-    size = args.image_size or PRESETS[args.preset][1]
-    pairs = open_source(args.data).load(args.split, size)
-    picks = np.linspace(0, len(pairs) - 1, min(n_samples, len(pairs))).round().astype(int)
-    stems = [os.path.splitext(os.path.basename(pairs.names[i]))[0] for i in picks]
-    columns = [pairs.labels[picks], pairs.photos[picks]]
-    for name in names:
-        folder = os.path.join(run_dirs[name], f"outputs_{args.split}")
-        columns.append(np.stack([resize(read_image(os.path.join(folder, s + ".png")), size) for s in stems]))
-    return columns, ["label map", "ground truth", *names]
-
-
-def comparison_figure(path, names, run_dirs, args, n_samples, seed=None):
-    from train_scripts.training.plots import image_grid
-
-    columns, titles = comparison_columns(names, run_dirs, args, n_samples)
-    size = columns[0].shape[1]
-    trained = "" if seed is None else f", training seed {seed}"
-    image_grid(path, columns, titles, title=f"{args.data} '{args.split}', {size} px, preset {args.preset}{trained}")
-
-
-def loss_figure(path, names, run_dirs):
-    """One panel per model with every training loss term of its log.csv."""
-    import math
-
-    import matplotlib.pyplot as plt
-
-    from train_scripts.training.plots import loss_columns
-    from train_scripts.training.run_folder import read_log
-
-    cols = min(3, len(names))
-    rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
-    for ax, name in zip(axes.ravel(), names):
-        log = read_log(os.path.join(run_dirs[name], "log.csv"))
-        keys, _ = loss_columns(log)
-        steps = [r["step"] for r in log]
-        for key in keys:
-            values = [r[key] for r in log]
-            ax.plot(steps, values, lw=1, label=key)
-        positive = all(r[k] > 0 for r in log for k in keys if not math.isnan(r[k]))
-        if positive and keys:
-            ax.set_yscale("log")
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("step", fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.legend(fontsize=6, ncol=2)
-    for ax in axes.ravel()[len(names):]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-# ----------------------------------------------------------------------------------------------- report
-
-def write_report(path, args, runs, run_dirs, rows, summary, figures, command, started, wall, paired=None):
-    """The offline report page: ``runs`` are the ``(model, seed)`` trained, ``rows`` their results rows by run,
-    ``summary`` the :func:`format_summary` table over seeds (None without ``--seeds``), ``paired`` the
-    :func:`paired_comparisons` of the first seed (None: none made)."""
-    import base64
-    import html
-
-    from train_scripts.training.run_folder import RunFolder, environment
-
-    def img(file):
-        with open(file, "rb") as f:
-            return f'<img src="data:image/png;base64,{base64.b64encode(f.read()).decode()}" style="max-width:100%">'
-
-    shown = ("seed", "psnr", "ssim", "fid", "kid_mean", "kid_std", "lpips", "seg_miou", "seg_acc", "backbone",
-             "resolution", "n_images", "train_steps", "wall_time_s")
-    names = list(dict.fromkeys(name for name, _ in runs))
-    seeds = list(dict.fromkeys(seed for _, seed in runs))
-    env = environment()
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>i2i-compare report</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:3px 7px;font-size:13px;text-align:right}th{background:#eee}"
-        "td:first-child{text-align:left}pre{background:#f6f6f6;padding:6px;font-size:12px;overflow:auto}</style>",
-        "</head><body>",
-        f"<h1>i2i-compare: {html.escape(args.data)}, preset {args.preset}, scored on '{args.split}'</h1>",
-        f"<p>Command: <code>{html.escape(command)}</code><br>Generated {started} in {wall / 60:.1f} min on "
-        f"{html.escape(env['device']['cpu'])} ({env['device']['cpu_count']} cores, GPUs: "
-        f"{html.escape(', '.join(env['device']['gpus']) or 'none')}); commit {html.escape(env['commit'])}; "
-        f"TensorFlow {env['tensorflow']}, Keras {env['keras']}.</p>",
-    ]
-    if args.preset == "budget" or args.budget_minutes:
-        latent = (f" ddim-latent's budget is its autoencoder's {args.budget_minutes * args.latent_share:g} minutes "
-                  f"plus its DDIM's {args.budget_minutes * (1 - args.latent_share):g}." if "ddim-latent" in names
-                  else "")
-        parts.append(f"<p>Every model trained for the same wall-clock budget of {args.budget_minutes:g} minutes "
-                     f"(training steps, periodic validation and sample grids included; scoring not).{latent}</p>")
-    from train_scripts.training.results import recorded_run_dir, with_intervals
-
-    table = with_intervals(pd.DataFrame([rows[run] for run in runs], index=[run_name(*run) for run in runs]))
-    table = table.reindex(columns=list(shown))
-    parts.append("<h2>Metrics</h2>" + table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="", border=0))
-    n_resamples = next((rows[run].get("n_resamples") for run in runs if rows[run].get("n_resamples")), None)
-    parts.append("<p>PSNR, SSIM, seg mIoU and seg acc (the facade parser's reading of each output against its label "
-                 "map): higher is better; FID, KID, LPIPS: lower is better. FID/KID with the "
-                 "<code>alexnet</code> backbone are not on the scale of published (Inception) values."
-                 + (f" [lo, hi]: 95 % percentile bootstrap interval over the scored images ({n_resamples} resamples):"
-                    " it covers the choice of test images, not the training seed." if n_resamples else "")
-                 + "</p>")
-    if paired is not None and len(paired):
-        parts.append("<h2>Each model against its best-scoring rival</h2>" + format_paired(paired).to_html(
-            border=0, index=False))
-        parts.append("<p>The two models' outputs of the same label maps, paired image by image "
-                     "(<code>python -m metrics compare</code>): A - B with its paired-bootstrap 95 % interval; p: "
-                     "sign-flip permutation test (PSNR, SSIM, LPIPS) or paired bootstrap (FID, KID) of no "
-                     "difference; the share of images on which A scores better. The rival is the other model with "
-                     "the best FID (else KID, LPIPS, PSNR, SSIM)" + ("" if seeds[0] is None else
-                                                                       f", training seed {seeds[0]}") + ".</p>")
-    if summary is not None:
-        parts.append("<h2>Over seeds</h2>" + summary.to_html(border=0))
-        parts.append(f"<p>Mean ± sample standard deviation (ddof=1) over the n training seeds "
-                     f"{', '.join(map(str, seeds))}; one seed: the mean alone. The spread covers training "
-                     "randomness only (initial weights, data order, augmentation, noise), not the choice of test "
-                     "images.</p>")
-    first = "" if seeds[0] is None else f" (training seed {seeds[0]})"
-    parts += [f"<h2>Samples{first}</h2>", img(figures["comparison"]), f"<h2>Training losses{first}</h2>",
-              img(figures["losses"]), "<h2>Runs</h2>"]
-    sections = []  # (title, run folder): every run, a latent model's autoencoder before it
-    for name, seed in runs:
-        if name == "ddim-latent":
-            sections.append((run_name(f"{name}-autoencoder", seed), autoencoder_dir(args.runs, name, seed)))
-        sections.append((run_name(name, seed), run_dirs[name, seed]))
-    for name, run_dir in sections:
-        run = RunFolder(run_dir)
-        saved = run.read_config()
-        sessions = run.sessions()
-        trained = sum(float(s.get("wall_time_s") or 0) for s in sessions)
-        last = max((s.get("end_step") or s.get("start_step") or 0 for s in sessions), default=0)
-        parts.append(f"<h3>{name}</h3><p>{html.escape(recorded_run_dir(run.path))}: {len(sessions)} session(s), "
-                     f"{trained / 60:.1f} min of training, last step {last}.</p>")
-        parts.append("<details><summary>sessions</summary><pre>" + html.escape(
-            "\n".join(f"{s.get('started')} {s.get('status')} steps {s.get('start_step')}->{s.get('end_step')} "
-                      f"{s.get('wall_time_s')} s  commit {s.get('commit')}\n  $ {s.get('command')}" for s in sessions))
-            + "</pre></details>")
-        parts.append("<details><summary>config</summary><pre>" + html.escape(json.dumps(saved, indent=1))
-                     + "</pre></details>")
-    parts.append("</body></html>")
-    from train_scripts.training.run_folder import atomic_write_text
-
-    atomic_write_text(path, "\n".join(parts))
+    references, labels = write_references(args.runs, args.data, args.split, image_size(args))
+    tables = [paired_comparisons({name: rows[name, seed] for name in names},
+                                 {name: outputs_dir(run_dirs[name, seed], args) for name in names}, references, labels,
+                                 args.metrics, backbone=args.backbone, seed=seed) for seed in seeds]
+    tables = [table for table in tables if table is not None]
+    return pd.concat(tables, ignore_index=True) if tables else None
 
 
 # ------------------------------------------------------------------------------------------ command line
@@ -558,21 +314,31 @@ def main(argv=None):
             rows[name, seed] = score_run(run_dirs[name, seed], args, log_path, label)
             update_results(os.path.join(args.out, "metrics.csv"), rows[name, seed])
         summary = format_summary(seed_summary(rows)) if args.seeds is not None else None
+        size = image_size(args)
         figures = {"comparison": os.path.join(args.out, "comparison.png"),
                    "losses": os.path.join(args.out, "loss_curves.png")}
         first = {name: run_dirs[name, seeds[0]] for name in names}  # the figures show the first seed's runs
-        comparison_figure(figures["comparison"], names, first, args, args.samples, seeds[0])
+        trained = "" if seeds[0] is None else f", training seed {seeds[0]}"
+        comparison_figure(figures["comparison"], names, {n: outputs_dir(d, args) for n, d in first.items()}, args.data,
+                          args.split, size, args.samples,
+                          title=f"{args.data} '{args.split}', {size} px, preset {args.preset}{trained}")
         loss_figure(figures["losses"], names, first)
-        paired = paired_comparisons({name: rows[name, seeds[0]] for name in names}, first, args)
+        paired = paired_tables(names, seeds, rows, run_dirs, args)
         if paired is not None:
             paired.to_csv(os.path.join(args.out, "paired-comparisons.csv"), index=False, float_format="%.6g")
-        write_report(os.path.join(args.out, "report.html"), args, runs, run_dirs, rows, summary, figures, command,
-                     started, time.perf_counter() - t0, paired)
+        sections = []  # every run trained, a latent model's autoencoder before it
+        for name, seed in runs:
+            if name == "ddim-latent":
+                sections.append((run_name(f"{name}-autoencoder", seed), autoencoder_dir(args.runs, name, seed)))
+            sections.append((run_name(name, seed), run_dirs[name, seed]))
+        write_report(os.path.join(args.out, "report.html"), args, names, {run_name(*run): rows[run] for run in runs},
+                     sections, figures, command, started, time.perf_counter() - t0, summary, paired, seeds)
         from train_scripts.training.results import format_results
 
         print("\n" + format_results([rows[run] for run in runs]))
         if paired is not None:
-            print("\neach model against its best-scoring rival (paired over the same label maps):")
+            print("\neach model against its best-scoring rival of the same training seed (paired over the same label "
+                  "maps):")
             print(format_paired(paired).to_string(index=False))
         if summary is not None:
             print(f"\nmean ± std over seeds {','.join(map(str, seeds))} (sample std, ddof=1; training randomness "
