@@ -74,6 +74,15 @@ def scores_from_confusion(matrix, per_image_matrices=()):
     }
 
 
+LABEL_MAP_SIZE = 256  # the facades' own size: outputs are scored against label maps of this size (or theirs)
+
+
+def label_map_size(image_size):
+    """The size of the label maps that ``image_size`` px outputs are scored against: the facades' own 256 px, or the
+    outputs' size if larger (a label map downsampled to a small run's size blurs the class borders it is scored on)."""
+    return max(LABEL_MAP_SIZE, image_size)
+
+
 def label_classes_at(label_maps, size):
     """RGB label maps (N, H, W, 3) -> class maps (N, size, size), seams ignored, resampled at pixel centres."""
     label_maps = np.asarray(label_maps)

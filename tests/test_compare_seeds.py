@@ -70,7 +70,7 @@ def test_every_model_is_trained_once_per_seed_in_a_folder_of_its_own(first_run):
     runs = out / "runs"
     folders = [p.name for p in runs.iterdir() if p.is_dir()]
     # + the paired comparisons' reference photos and label maps
-    assert sorted(folders) == sorted([f"{n}-seed{s}" for n, s in RUNS] + ["references-val", "labels-val"])
+    assert sorted(folders) == sorted([f"{n}-seed{s}" for n, s in RUNS] + ["references-val-32px", "labels-val-256px"])
     for name in MODELS:
         configs = [json.load(open(runs / f"{name}-seed{s}" / "config.json"))["config"] for s in SEEDS]
         assert [c["seed"] for c in configs] == SEEDS
@@ -158,6 +158,25 @@ def test_best_rivals_by_the_first_metric_every_model_has():
     rows["c"]["fid"] = None  # FID missing for one model: PSNR (higher is better) decides
     assert comparison.best_rivals(rows) == ({"a": "c", "b": "c", "c": "a"}, "psnr")
     assert comparison.best_rivals({"a": {"fid": 1.0}}) == ({}, None)
+
+
+def test_paired_references_are_the_photos_at_the_run_size_and_the_label_maps_at_the_scored_size(tmp_path):
+    """The paired segmentation score uses the label maps evaluate.py scores against (256 px for a smaller run), so a
+    paired seg_miou equals the run's own."""
+    from PIL import Image
+
+    from data.sources import open_source
+    from data.synthetic import write_ab_folder
+
+    write_ab_folder(tmp_path / "data", size=32, counts={"train": 1, "val": 3})
+    references, labels = comparison.write_references(str(tmp_path / "runs"), str(tmp_path / "data"), "val", 32)
+    assert (os.path.basename(references), os.path.basename(labels)) == ("references-val-32px", "labels-val-256px")
+    source = open_source(str(tmp_path / "data"))
+    for folder, size, kind in ((references, 32, "photos"), (labels, 256, "labels")):
+        pairs = source.load("val", size)
+        stems = [os.path.splitext(os.path.basename(n))[0] for n in pairs.names]
+        written = np.stack([np.asarray(Image.open(os.path.join(folder, f"{s}.png"))) for s in stems])
+        np.testing.assert_array_equal(written, getattr(pairs, kind))
 
 
 @pytest.mark.slow

@@ -48,9 +48,6 @@ def settings_suffix(settings):
     return "".join(f"_{k}={re.sub(r'[^A-Za-z0-9.-]+', '_', str(v))}" for k, v in sorted(settings.items()))
 
 
-SEGMENTATION_LABEL_SIZE = 256  # the label maps the outputs are scored against: the facades' own size
-
-
 def evaluation_metrics(metrics, reconstructs=False):
     """The metrics to score: ``metrics`` (a string or names), else the five image metrics plus ``segmentation`` when
     the facade parser's files are present (a printed note when not). An autoencoder (``reconstructs``) gets no
@@ -117,7 +114,9 @@ def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=
 
     label_maps = None
     if SEGMENTATION in metrics:
-        size = max(SEGMENTATION_LABEL_SIZE, config["image_size"])
+        from metrics.segmentation import label_map_size
+
+        size = label_map_size(config["image_size"])
         label_maps = pairs.labels if size == config["image_size"] else source.load(split, size).labels
     cache_dir = cache_dir or os.path.join(keras_cache_dir(), "i2i_features")
     real_ids = [f"{config['data']}:{split}:{name}" for name in pairs.names]

@@ -57,20 +57,24 @@ def best_rivals(rows):
 
 
 def write_references(folder, data, split, size):
-    """The split's photos and label maps at ``size`` px as PNGs named like evaluate.py's outputs, in
-    ``<folder>/references-<split>/`` and ``<folder>/labels-<split>/`` (the paired comparisons' references and, for
-    the segmentation score, the label maps the outputs were translated from); each written once. Returns both."""
+    """The split's photos at ``size`` px and its label maps as PNGs named like evaluate.py's outputs, in
+    ``<folder>/references-<split>-<size>px/`` and ``<folder>/labels-<split>-<label size>px/``: the paired comparisons'
+    references and, for the segmentation score, the label maps the outputs were translated from, at the size
+    evaluate.py scores them (``metrics.segmentation.label_map_size``). Each written once; returns both folders."""
     from data.sources import open_source
+    from metrics.segmentation import label_map_size
     from train_scripts.training.results import save_outputs
 
-    folders = os.path.join(folder, f"references-{split}"), os.path.join(folder, f"labels-{split}")
-    if not all(os.path.isdir(f) for f in folders):
-        pairs = open_source(data).load(split, size)
-        for out, images in zip(folders, (pairs.photos, pairs.labels)):
-            if not os.path.isdir(out):
-                save_outputs(out + ".tmp", images, pairs.names)
-                os.replace(out + ".tmp", out)
-    return folders
+    sizes = size, label_map_size(size)
+    folders = [os.path.join(folder, f"{kind}-{split}-{s}px") for kind, s in zip(("references", "labels"), sizes)]
+    source = None
+    for out, s, kind in zip(folders, sizes, ("photos", "labels")):
+        if not os.path.isdir(out):
+            source = source or open_source(data)
+            pairs = source.load(split, s)
+            save_outputs(out + ".tmp", getattr(pairs, kind), pairs.names)
+            os.replace(out + ".tmp", out)
+    return tuple(folders)
 
 
 def paired_comparisons(rows, output_dirs, references, labels, metrics, backbone=None, seed=None):
