@@ -1,4 +1,5 @@
-"""Shared test setup: quiet TensorFlow, the shared data/weights folder, fixtures used by several test files.
+"""Shared test setup: quiet TensorFlow, the shared data/weights folder, fixtures used by several test files, the
+order in which the test files run.
 
 Helper functions live in importable modules (``run_helpers``), not here: a test file never imports conftest."""
 
@@ -16,6 +17,20 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("I2I_SHARED_DIR", os.path.join(os.path.dirname(REPO), "shared"))
 if os.path.isdir(os.path.join(SHARED, "weights")):
     os.environ.setdefault("I2I_WEIGHTS_DIR", os.path.join(SHARED, "weights"))
+
+
+# The test files that took longest in a whole run (``python -m pytest --durations=0``, 2026-12-07), longest first.
+# Under ``--dist loadfile`` each file goes whole to the next free worker, in collection order: starting with the
+# longest keeps both workers busy to the end, instead of one finishing a long file alone while the other waits.
+LONGEST_FIRST = ("test_latent_diffusion.py", "test_distribute.py", "test_cyclegan.py", "test_distribute_diffusion.py",
+                 "test_compare.py", "test_multiworker.py", "test_resume.py", "test_export.py",
+                 "test_compare_seeds.py", "test_fid_weights.py", "test_ddim_learns.py", "test_cgan.py")
+
+
+def pytest_collection_modifyitems(items):
+    """Run the longest test files first (a stable sort: the order within a file and of the others is kept)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(scope="session")

@@ -118,8 +118,8 @@ def held_out_l1(model, labels, photos, sample):
 @pytest.mark.slow
 def test_quick_preset_learns_the_translation(tmp_path):
     run_dir = tmp_path / "run"
-    assert main(cvae.SPEC, ["--steps", "160", "--sample-every", "160", "--checkpoint-every", "160",
-                            "--out", str(run_dir), "--verbose", "0"]) == 0
+    assert main(cvae.SPEC, ["--steps", "160", "--image-size", "32", "--sample-every", "160",
+                            "--checkpoint-every", "160", "--out", str(run_dir), "--verbose", "0"]) == 0
     _, config, trained, _ = load_trained(str(run_dir))
     keras.utils.set_random_seed(config["seed"])
     untrained = cvae.build(config)
@@ -131,7 +131,7 @@ def test_quick_preset_learns_the_translation(tmp_path):
                                       ("untrained", untrained, True)]}
     gain = held_out_l1(trained, shuffled, val.photos, False) - scores["trained_z0"]
     print(f"held-out L1 {scores}; own-label gain {gain:.4f}")
-    assert scores["trained"] < 0.85 * scores["untrained"]  # clearly better than where it started (0.80 measured)
+    assert scores["trained"] < 0.85 * scores["untrained"]  # clearly better than where it started (0.82 measured)
     assert scores["trained_z0"] < 0.85 * scores["untrained"]
     assert gain > 0.02  # its photos fit their own label maps, not any facade
     rows = rh.log_rows(run_dir)

@@ -1,4 +1,4 @@
-"""Pix2Pix really learns: the quick preset on synthetic 64 px facades.
+"""Pix2Pix really learns: the quick preset on synthetic 64 px facades, at half its widths (ngf = ndf = 16).
 
 A generator that ignored its input could at best learn the per-pixel median photo; one that uses its
 input produces photos that fit *their own* label maps better than shuffled ones. Both are checked.
@@ -15,6 +15,7 @@ from train_scripts.training.models import pix2pix
 from train_scripts.training.runner import main
 
 STEPS = 200  # the quick preset's config; its validation L1 has flattened out by this step
+NARROW = ["--ngf", "16", "--ndf", "16"]
 
 
 def l1(model, labels, photos):
@@ -25,7 +26,7 @@ def l1(model, labels, photos):
 @pytest.mark.slow
 def test_quick_preset_learns_the_translation(tmp_path):
     run_dir = tmp_path / "run"
-    assert main(pix2pix.SPEC, ["--steps", str(STEPS), "--out", str(run_dir), "--verbose", "0"]) == 0
+    assert main(pix2pix.SPEC, ["--steps", str(STEPS), *NARROW, "--out", str(run_dir), "--verbose", "0"]) == 0
     _, config, trained, _ = load_trained(str(run_dir))
     keras.utils.set_random_seed(config["seed"])
     untrained = pix2pix.build(config)

@@ -10,6 +10,7 @@ import json
 
 import keras
 import numpy as np
+import pytest
 
 from run_helpers import steps_logged, tiny_args, weights
 from train_scripts.training import runner
@@ -32,6 +33,7 @@ def _finished_run(tmp_path_factory, data, seed):
     return _RUNS[seed]
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_weights_and_another_seed_other_weights(tmp_path_factory, tiny_facades):
     first = weights(_finished_run(tmp_path_factory, tiny_facades, 3) / "model.weights.h5")
     again_dir = tmp_path_factory.mktemp("seed3-again") / "run"
@@ -60,6 +62,7 @@ def _stop_after(steps):
     return dataclasses.replace(pix2pix.SPEC, callbacks=callbacks)
 
 
+@pytest.mark.slow
 def test_a_run_folder_without_the_newest_config_keys_resumes_and_trains_on(tmp_path_factory, tiny_facades, capsys):
     out = tmp_path_factory.mktemp("old") / "run"
     assert runner.main(_stop_after(2), _args(tiny_facades, out, 3)) == 130  # interrupted at step 2 of 4
