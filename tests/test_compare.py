@@ -92,6 +92,7 @@ def test_a_second_run_reuses_finished_runs(first_run, repo_dir):
     again = _compare(repo_dir, out, RERUN_MODELS, "results-again")
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("already finished") == len(RERUN_MODELS) + 1  # + the latent DDIM's autoencoder
+    assert "training ->" not in again.stdout  # no train script started again
     assert again.stdout.count("scores of this checkpoint already there") == len(RERUN_MODELS)
     assert weights == {n: os.path.getmtime(out / "runs" / n / "model.weights.h5") for n in RERUN_MODELS}
     scores = ("psnr", "ssim", "fid", "kid_mean", "lpips")

@@ -190,6 +190,7 @@ def test_a_second_invocation_reuses_every_finished_run(first_run, repo_dir):
     again = _compare(repo_dir, out, MODELS[:1])
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert again.stdout.count("already finished") == len(SEEDS)
+    assert "training ->" not in again.stdout  # no train script started again
     assert again.stdout.count("scores of this checkpoint already there") == len(SEEDS)
     for name, seed in RUNS:
         with open(runs / f"{name}-seed{seed}" / "sessions.jsonl") as f:

@@ -66,7 +66,9 @@ def test_fid_statistics_are_float64_and_fid_of_a_set_with_itself_is_zero():
     assert frechet_distance(mu, sigma, mu + 1.0, sigma) == pytest.approx(256.0, abs=1e-4)
 
 
-@pytest.mark.parametrize("name", sorted(REFERENCE["kid"]))
+# torch-fidelity's defaults draw 100 subsets of 1000 features (15 s here): in the slow tier, the other cases in both
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name == "defaults" else name
+                                  for name in sorted(REFERENCE["kid"])])
 def test_kid_matches_torch_fidelity(name):
     """torch-fidelity defaults (100 subsets of 1000, seed 2020), a 106-image case, and custom subsets."""
     case = REFERENCE["kid"][name]

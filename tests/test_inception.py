@@ -164,6 +164,7 @@ def keras_backbone(keras_reference_and_file):
     return InceptionBackbone(weights_path=keras_reference_and_file[1], batch_size=4)
 
 
+@pytest.mark.slow  # 20 Inception forwards at 299 px (20 s here); the loading checks below stay in the quick tier
 def test_inception_features_equal_keras_applications(keras_reference_and_file, keras_backbone):
     reference, _ = keras_reference_and_file
     description = (keras_backbone.name, keras_backbone.dim, keras_backbone.comparable_with_published)

@@ -15,7 +15,7 @@ from run_helpers import run, saved_epoch, start_and_stop, steps_logged, weights
 
 TINY = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--batch-size", "2", "--log-every", "10",
         "--checkpoint-every", "20", "--sample-every", "100", "--verbose", "0"]
-STEPS = 120  # an interruption after the checkpoint at step 40 leaves 80 steps: time enough to land mid-run
+STEPS = 140  # two interruptions, after the checkpoints at steps 40 and 60-80, each with time enough to land mid-run
 
 
 @pytest.fixture(scope="module")
@@ -38,25 +38,30 @@ def reference(tmp_path_factory, repo_dir, args):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
-def test_interrupted_run_resumes_to_the_same_end(tmp_path, repo_dir, args, reference, sig):
+def test_run_stopped_by_ctrl_c_then_killed_resumes_to_the_same_end(tmp_path, repo_dir, args, reference):
+    """Ctrl-C (a checkpoint at the end of the current interval, a clean exit), then kill -9 of the resumed run (the
+    last periodic checkpoint), then the same command once more: the weights of the uninterrupted run."""
     out = tmp_path / "run"
-    code, stdout, stderr = start_and_stop("pix2pix", args, out, STEPS, repo_dir, sig, after_epoch=4)
+    code, stdout, stderr = start_and_stop("pix2pix", args, out, STEPS, repo_dir, signal.SIGINT, after_epoch=4)
     assert code != 0 and not os.path.exists(out / "progress.json")
-    if sig == signal.SIGINT:  # Ctrl-C: a checkpoint at the end of the current interval, a clean exit, a hint
-        assert "checkpoint saved at step" in stdout and "Run the same command again" in stdout
-        assert "Traceback" not in stderr
-    interrupted_at = saved_epoch(out) * 10
-    assert 40 <= interrupted_at < STEPS
+    assert "checkpoint saved at step" in stdout and "Run the same command again" in stdout
+    assert "Traceback" not in stderr
+    first_stop = saved_epoch(out) * 10
+    code, stdout, _ = start_and_stop("pix2pix", args, out, STEPS, repo_dir, signal.SIGKILL,
+                                     after_epoch=first_stop // 10 + 2)
+    assert code != 0 and not os.path.exists(out / "progress.json")
+    assert f"resuming {out} from its checkpoint at step {first_stop} of {STEPS}" in stdout
+    second_stop = saved_epoch(out) * 10
+    assert 40 <= first_stop < second_stop < STEPS
 
     resumed = _run(args, out, STEPS, repo_dir)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming {out} from its checkpoint at step {interrupted_at} of {STEPS}" in resumed.stdout
+    assert f"resuming {out} from its checkpoint at step {second_stop} of {STEPS}" in resumed.stdout
     assert steps_logged(out) == list(range(10, STEPS + 1, 10))  # the loss curve continues, no gaps or repeats
     sessions = [json.loads(line) for line in open(out / "sessions.jsonl")]
-    assert [s["start_step"] for s in sessions] == [0, interrupted_at] and sessions[-1]["end_step"] == STEPS
-    assert sessions[0]["status"] == ("running" if sig == signal.SIGKILL else "stopped")  # kill -9 left it open
-    assert sessions[-1]["status"] == "finished" and sessions[-1]["commit"]
+    assert [s["start_step"] for s in sessions] == [0, first_stop, second_stop] and sessions[-1]["end_step"] == STEPS
+    assert [s["status"] for s in sessions] == ["stopped", "running", "finished"]  # kill -9 left its session open
+    assert sessions[-1]["commit"]
 
     a, b = weights(out / "model.weights.h5"), weights(reference / "model.weights.h5")
     assert a.keys() == b.keys()

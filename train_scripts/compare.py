@@ -25,6 +25,7 @@ import sys
 import time
 
 from data.errors import I2IError
+from train_scripts.training import config as train_config
 from train_scripts.training.comparison import (
     format_paired,
     format_summary,
@@ -33,8 +34,9 @@ from train_scripts.training.comparison import (
     write_references,
 )
 from train_scripts.training.config import REPO_ROOT, workspace_root
-from train_scripts.training.registry import COMPARISON_MODELS, train_script
+from train_scripts.training.registry import COMPARISON_MODELS, spec_for, train_script
 from train_scripts.training.report import comparison_figure, loss_figure, write_report
+from train_scripts.training.run_folder import RunFolder
 
 PRESETS = {
     # preset -> (train scripts' preset, default image size)
@@ -132,6 +134,18 @@ def script_command(script, preset, variant, out, args, budget_minutes, seed=None
     if seed is not None:
         cmd += ["--seed", str(seed)]
     return cmd
+
+
+def finished_earlier(cmd):
+    """Has the run of ``cmd`` (a train script's command line) finished its training with this very config? Its train
+    script would only reload it: a TensorFlow start and a model build saved per run of a repeated comparison."""
+    spec = spec_for(os.path.splitext(os.path.basename(cmd[1]))[0])
+    args = train_config.build_parser(spec).parse_args(cmd[2:])
+    try:
+        config, _ = train_config.resolve_config(spec, args)
+    except I2IError:  # the train script says what is wrong
+        return False
+    return RunFolder(args.out).finished_with(spec.name, config)
 
 
 def run_streaming(cmd, log_path, prefix):
@@ -303,6 +317,10 @@ def main(argv=None):
             log_path = os.path.join(args.runs, f"{label}.log")
             t = time.perf_counter()
             for stage, run_dir, cmd in train_stages(name, args, seed):
+                if finished_earlier(cmd):
+                    print(f"[{i}/{len(runs)}] {stage}: already finished with this config, reused: {run_dir}",
+                          flush=True)
+                    continue
                 print(f"[{i}/{len(runs)}] {stage}: training -> {run_dir}", flush=True)
                 code = run_streaming(cmd, log_path, stage)
                 if code == 130:

@@ -15,7 +15,7 @@ import numpy as np
 
 from data.errors import I2IError
 from train_scripts.training.plots import image_grid, loss_curves
-from train_scripts.training.run_folder import atomic_save_weights, atomic_write_text
+from train_scripts.training.run_folder import atomic_copy, atomic_save_weights, atomic_write_text
 
 
 class StepInfo(keras.callbacks.Callback):
@@ -125,7 +125,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.last_wall_time = (logs or {}).get("wall_time_s", 0.0)
         if self.reached(self.last_wall_time) and epoch + 1 > self.checkpoint.saved_epoch():
             self.checkpoint.save(epoch + 1)
-            atomic_save_weights(self.model, self.checkpoint.weights_path)
+            self.checkpoint.publish_weights()
             self.model.stop_training = True
 
 
@@ -224,8 +224,13 @@ class RunCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.save_every == 0 or epoch + 1 == self.total_epochs:
             self.save(epoch + 1)
-            if self.weights_path:
-                atomic_save_weights(self.model, self.weights_path)
+            self.publish_weights()
+
+    def publish_weights(self):
+        """The committed checkpoint's weights to ``weights_path``, if given: a copy of its file (the same weights,
+        not serialised a second time)."""
+        if self.weights_path:
+            atomic_copy(self.weights_file(), self.weights_path)
 
     def _remove_unreferenced(self, keep_temporary):
         """Delete checkpoint files the committed metadata does not name (older ones, leftovers of a kill)."""
@@ -287,19 +292,23 @@ def save_sample_grid(path, labels, photos, outputs, title=None):
 
 
 class LossPlot(keras.callbacks.Callback):
-    """Redraws the loss curves from the CSV log every ``every_epochs`` epochs and at the end."""
+    """Redraws the loss curves from the CSV log every ``every_epochs`` epochs, at most once every
+    ``min_interval_s`` seconds (a drawing costs about a second of CPU: short logging intervals would spend more time
+    plotting than training), and always at the end."""
 
-    def __init__(self, csv_path, png_path, every_epochs=1):
+    def __init__(self, csv_path, png_path, every_epochs=1, min_interval_s=60.0):
         super().__init__()
         self.csv_path, self.png_path, self.every = csv_path, png_path, max(1, every_epochs)
+        self.min_interval_s, self.drawn_at = min_interval_s, time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every == 0:
+        if (epoch + 1) % self.every == 0 and time.monotonic() - self.drawn_at >= self.min_interval_s:
             self._draw()
 
     def on_train_end(self, logs=None):
         self._draw()
 
     def _draw(self):
+        self.drawn_at = time.monotonic()
         if os.path.exists(self.csv_path):
             loss_curves(self.csv_path, self.png_path)

@@ -150,6 +150,26 @@ def translate_batch(model, translate, batch, batch_size):
     return translate_split(model, pairs, batch_size=batch_size, translate=translate)
 
 
+def saved_quick_scores(run, config):
+    """The scores :func:`quick_scores` saved for the run's current weights, or None (none saved, or older)."""
+    weights = run.file("model.weights.h5")
+    for split in dict.fromkeys((config["eval_split"], "val")):  # quick_scores falls back to val
+        path = run.file(f"scores_{split}.json")
+        if os.path.exists(path) and os.path.exists(weights) and os.path.getmtime(path) >= os.path.getmtime(weights):
+            try:
+                with open(path) as f:
+                    scores = json.load(f)
+            except ValueError:
+                return None
+            if {"split", "n_images", "psnr", "ssim"} <= set(scores):
+                return scores
+    return None
+
+
+def print_quick_scores(scores):
+    print(f"{scores['split']}: PSNR {scores['psnr']:.3f} dB, SSIM {scores['ssim']:.4f} on {scores['n_images']} images")
+
+
 def quick_scores(model, source, config, run, reconstruct=False):
     """PSNR and SSIM on the eval split (of the reconstructions, for an autoencoder), saved to
     ``scores_<split>.json`` and printed."""
@@ -165,5 +185,5 @@ def quick_scores(model, source, config, run, reconstruct=False):
               "ssim": float(ssim(fakes, pairs.photos).mean()), "steps": config["steps"]}
     with open(run.file(f"scores_{split}.json"), "w") as f:
         json.dump(scores, f, indent=2)
-    print(f"{split}: PSNR {scores['psnr']:.3f} dB, SSIM {scores['ssim']:.4f} on {scores['n_images']} images")
+    print_quick_scores(scores)
     return scores

@@ -96,9 +96,7 @@ class RunFolder:
                     f"{self.path} holds a {saved.get('model', 'unknown')} run, not {model}; "
                     f"use --out to choose another folder"
                 )
-            there = {**COMMON_DEFAULTS, **saved["config"]}
-            diff = {k: (there.get(k), v) for k, v in config.items() if there.get(k) != v}
-            diff.update({k: (v, None) for k, v in there.items() if k not in config})
+            diff = self.config_differences(config)
             extend = set(diff) == {"budget_minutes"} and 0 < diff["budget_minutes"][0] < diff["budget_minutes"][1]
             if diff and not extend:
                 lines = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in sorted(diff.items()))
@@ -118,6 +116,24 @@ class RunFolder:
             raise I2IError(f"{self.path}: cannot write the run folder ({e.strerror or e}); "
                            "choose another --out") from None
         return True
+
+    def config_differences(self, config):
+        """``{setting: (value there, value now)}`` for every setting where the saved config differs from ``config``
+        (a setting added to the toolkit after the run was made counts with its default)."""
+        there = {**COMMON_DEFAULTS, **self.read_config()["config"]}
+        diff = {k: (there.get(k), v) for k, v in config.items() if there.get(k) != v}
+        diff.update({k: (v, None) for k, v in there.items() if k not in config})
+        return diff
+
+    def finished_with(self, model, config):
+        """Did this folder's run of ``model`` finish its training with exactly ``config``? (Launching its train script
+        again would then only reload it.)"""
+        if not (os.path.exists(self.config_path) and self.progress().get("finished")):
+            return False
+        try:
+            return self.read_config().get("model") == model and not self.config_differences(config)
+        except (I2IError, KeyError):  # unreadable or foreign: the train script says what is wrong with it
+            return False
 
     def _extend_budget(self, saved, before, after):
         """A larger ``--budget-minutes`` continues the run (weights, optimizer, EMA and log) up to the new budget."""
@@ -236,6 +252,20 @@ def atomic_save_weights(model, path):
     os.close(fd)
     try:
         model.save_weights(tmp, overwrite=True)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_copy(source, path):
+    """Copy ``source`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(suffix=".weights.h5", prefix=".tmp-", dir=directory)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:

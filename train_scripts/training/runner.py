@@ -26,8 +26,8 @@ from train_scripts.training import callbacks as cb
 from train_scripts.training.cluster import read_tf_config
 from train_scripts.training.config import build_parser, default_run_dir, print_config, recorded_command, resolve_config
 from train_scripts.training.devices import build_model, describe_device, make_strategy, precision_policy
-from train_scripts.training.inference import load_trained, quick_scores
-from train_scripts.training.run_folder import RunFolder, atomic_save_weights, environment, read_log, truncate_log
+from train_scripts.training.inference import load_trained, print_quick_scores, quick_scores, saved_quick_scores
+from train_scripts.training.run_folder import RunFolder, environment, read_log, truncate_log
 
 
 def load_data(config):
@@ -199,7 +199,7 @@ def fit(session, config, run, verbose=1, strategy_name="default", replicas=1, dr
         else:  # stopped after its last checkpoint but before it was marked finished: take the weights from there
             checkpoint.set_model(session.model)
             checkpoint.restore()
-            atomic_save_weights(session.model, checkpoint.weights_path)
+            checkpoint.publish_weights()
         budget_reached = session.budget.reached(session.budget.last_wall_time)
         status = "finished" if checkpoint.saved_epoch() == epochs or budget_reached else "stopped"
     except Exception as e:
@@ -240,9 +240,14 @@ def main(spec, argv=None):
             print(f"run folder: {run.path}")
         if run.progress().get("finished"):
             if chief:
-                print(f"this run already finished its {config['steps']} steps; scoring it again")
-                _, _, model, run = load_trained(run.path)
-                quick_scores(model, open_source(config["data"]), config, run, spec.reconstructs)
+                saved = saved_quick_scores(run, config)
+                if saved is not None:
+                    print(f"this run already finished its {config['steps']} steps; its scores:")
+                    print_quick_scores(saved)
+                else:
+                    print(f"this run already finished its {config['steps']} steps; scoring it")
+                    _, _, model, run = load_trained(run.path)
+                    quick_scores(model, open_source(config["data"]), config, run, spec.reconstructs)
         else:
             model, source = train(spec, config, run, verbose=args.verbose if chief else 0, strategy=strategy,
                                   strategy_name=args.strategy, cluster=cluster)
