@@ -235,12 +235,17 @@ def fidelity_backbone():
     return FIDInceptionBackbone(weights_path=REAL_FILE, batch_size=8, resize="torch-fidelity")
 
 
+# Our features are compared with the references' on the first images of each facade set; the FID and KID values
+# of the whole sets follow from the references' own features of all 100 images (saved by make_real_fixtures.py).
+N_COMPARED = 8
+
+
 @pytest.fixture(scope="module")
 def facade_features(real_backbone, fidelity_backbone):
-    """{(backend, set): (100, 2048) features} for both resize modes."""
+    """{(backend, set): (N_COMPARED, 2048) features} of the first images of each set, for both resize modes."""
     out = {}
     for name in FACADE_SETS:
-        images = _facade_set(name)
+        images = _facade_set(name)[:N_COMPARED]
         out["pytorch_fid", name] = real_backbone.features(images)
         out["torch_fidelity", name] = fidelity_backbone.features(images)
     return out
@@ -254,8 +259,8 @@ def test_features_equal_the_reference_implementations(backend, real_backbone, fi
     ours = backbone.features(fixture_images)  # 64, 256, 160x480 and 299 px: up- and down-sampling
     np.testing.assert_allclose(ours, REFERENCE_FEATURES[f"{backend}/fixture10"], rtol=0, atol=1e-4)
     for name in FACADE_SETS:
-        np.testing.assert_allclose(facade_features[backend, name][:8],
-                                   REFERENCE_FEATURES[f"{backend}/{name}_first8"], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(facade_features[backend, name],
+                                   REFERENCE_FEATURES[f"{backend}/{name}"][:N_COMPARED], rtol=0, atol=1e-4)
 
 
 def low_rank_fid(a, b):
@@ -269,27 +274,30 @@ def low_rank_fid(a, b):
 
 
 @pytest.mark.slow
-def test_fid_equals_pytorch_fid(real_backbone, fixture_images, facade_features):
+def test_fid_equals_pytorch_fid(real_backbone, fixture_images):
+    """Our FID of our features of the fixture images, and our FID of pytorch-fid's features of the facade sets (whose
+    first images test_features_equal_the_reference_implementations compares with ours), equal pytorch-fid's FID."""
     from metrics.distances import fid_from_features
 
     expected = REFERENCE["pytorch_fid"]["fid_values"]
     features = real_backbone.features(fixture_images)
-    got = {"fixture10_even_vs_odd": low_rank_fid(features[0::2], features[1::2])}  # their features, once more
+    got = {"fixture10_even_vs_odd": low_rank_fid(features[0::2], features[1::2])}
+    photos = REFERENCE_FEATURES["pytorch_fid/facades_val_photos"]
     for other in ("facades_train_photos", "facades_val_labels"):
-        got[f"facades_val_photos_vs_{other}"] = fid_from_features(facade_features["pytorch_fid", "facades_val_photos"],
-                                                                  facade_features["pytorch_fid", other])
+        got[f"facades_val_photos_vs_{other}"] = fid_from_features(photos, REFERENCE_FEATURES[f"pytorch_fid/{other}"])
     for key, value in got.items():
         assert value == pytest.approx(expected[key], rel=1e-3), key
 
 
 @pytest.mark.slow
-def test_fid_and_kid_equal_torch_fidelity(facade_features):
+def test_fid_and_kid_equal_torch_fidelity():
+    """Our FID and KID of torch-fidelity's features of the facade sets equal torch-fidelity's."""
     from metrics.distances import kid_from_features
 
     expected = REFERENCE["torch_fidelity"]["metrics"]
     settings = REFERENCE["torch_fidelity"]["facades_settings"]
     for other in ("facades_train_photos", "facades_val_labels"):
-        a, b = facade_features["torch_fidelity", "facades_val_photos"], facade_features["torch_fidelity", other]
+        a, b = REFERENCE_FEATURES["torch_fidelity/facades_val_photos"], REFERENCE_FEATURES[f"torch_fidelity/{other}"]
         reference = expected[f"facades_val_photos_vs_{other}"]
         assert low_rank_fid(a, b) == pytest.approx(reference["frechet_inception_distance"], rel=1e-3)
         kid = kid_from_features(a, b, subset_size=settings["kid_subset_size"])
@@ -316,6 +324,6 @@ def test_metrics_cli_scores_on_the_published_scale_with_only_default_1(offline, 
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["backbone"] == "fid-inception" and result["backbone_comparable_with_published"] is True
-    expected = low_rank_fid(REFERENCE_FEATURES["pytorch_fid/facades_val_labels_first8"],
-                            REFERENCE_FEATURES["pytorch_fid/facades_val_photos_first8"])
+    expected = low_rank_fid(REFERENCE_FEATURES["pytorch_fid/facades_val_labels"][:8],
+                            REFERENCE_FEATURES["pytorch_fid/facades_val_photos"][:8])
     assert result["fid"] == pytest.approx(expected, rel=1e-3)
