@@ -96,7 +96,7 @@ class RunFolder:
                     f"{self.path} holds a {saved.get('model', 'unknown')} run, not {model}; "
                     f"use --out to choose another folder"
                 )
-            diff = self.config_differences(config)
+            diff = self.config_differences(config, saved)
             extend = set(diff) == {"budget_minutes"} and 0 < diff["budget_minutes"][0] < diff["budget_minutes"][1]
             if diff and not extend:
                 lines = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in sorted(diff.items()))
@@ -117,10 +117,11 @@ class RunFolder:
                            "choose another --out") from None
         return True
 
-    def config_differences(self, config):
-        """``{setting: (value there, value now)}`` for every setting where the saved config differs from ``config``
-        (a setting added to the toolkit after the run was made counts with its default)."""
-        there = {**COMMON_DEFAULTS, **self.read_config()["config"]}
+    def config_differences(self, config, saved=None):
+        """``{setting: (value there, value now)}`` for every setting where the saved config (``saved``: the folder's
+        ``config.json``, read if not given) differs from ``config`` (a setting added to the toolkit after the run was
+        made counts with its default)."""
+        there = {**COMMON_DEFAULTS, **(saved or self.read_config())["config"]}
         diff = {k: (there.get(k), v) for k, v in config.items() if there.get(k) != v}
         diff.update({k: (v, None) for k, v in there.items() if k not in config})
         return diff
@@ -131,7 +132,8 @@ class RunFolder:
         if not (os.path.exists(self.config_path) and self.progress().get("finished")):
             return False
         try:
-            return self.read_config().get("model") == model and not self.config_differences(config)
+            saved = self.read_config()
+            return saved.get("model") == model and not self.config_differences(config, saved)
         except (I2IError, KeyError):  # unreadable or foreign: the train script says what is wrong with it
             return False
 
@@ -244,33 +246,29 @@ def atomic_write_text(path, text):
     os.replace(tmp, path)
 
 
-def atomic_save_weights(model, path):
-    """``model.save_weights(path)`` through a temporary file in the same folder and ``os.replace``."""
+def _write_weights_atomically(path, write):
+    """``write(tmp)`` a temporary weights file in ``path``'s folder, then ``os.replace`` it onto ``path``."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".weights.h5", prefix=".tmp-", dir=directory)
     os.close(fd)
     try:
-        model.save_weights(tmp, overwrite=True)
+        write(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def atomic_save_weights(model, path):
+    """``model.save_weights(path)`` through a temporary file in the same folder and ``os.replace``."""
+    _write_weights_atomically(path, lambda tmp: model.save_weights(tmp, overwrite=True))
 
 
 def atomic_copy(source, path):
-    """Copy ``source`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".weights.h5", prefix=".tmp-", dir=directory)
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Copy the weights file ``source`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    _write_weights_atomically(path, lambda tmp: shutil.copyfile(source, tmp))
 
 
 def read_log(csv_path):
