@@ -1,5 +1,6 @@
 """CGAN: network shapes and counts, no skip path, loss terms by hand, D:G ratio, it learns, exact resume."""
 
+import json
 import os
 import signal
 
@@ -15,6 +16,7 @@ from data.pipeline import to_model_range
 from data.sources import open_source
 from models.cgan import CGAN, cgan_generator
 from models.discriminators import patch_discriminator
+from train_scripts.evaluate import evaluate_run
 from train_scripts.training.inference import load_trained
 from train_scripts.training.models import cgan, cvae
 from train_scripts.training.runner import main
@@ -187,6 +189,16 @@ def test_interrupted_run_resumes_to_the_same_end(tmp_path, repo_dir, tiny_args_o
                                                     repo_dir, reference, signal.SIGINT, 10,
                                                     {"g_loss", "d_loss", "d_acc", "val_d_acc"})
     assert "Run the same command again" in stdout + stderr
+
+
+@pytest.mark.slow
+def test_scores_saved_at_the_end_of_training_are_evaluate_pys(reference):
+    """The PSNR and SSIM a run saves when it finishes are the ones evaluate.py gives its weights: both translate with
+    test-time noise that starts from the run's seed, though validation and the sample grids have drawn from the
+    trained model's generator."""
+    saved = json.load(open(reference / "scores_test.json"))
+    row = evaluate_run(str(reference), metrics="psnr,ssim", save_images=False)
+    assert (saved["n_images"], saved["psnr"], saved["ssim"]) == pytest.approx((4, row["psnr"], row["ssim"]), rel=1e-6)
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ Tiny networks (32 px, widths 4-16) keep every test cheap; the learning test is t
 """
 
 import csv
+import json
 import math
 import os
 import signal
@@ -18,6 +19,7 @@ from models.diffusion import CosineAngleSchedule, NetworkSettings, SamplerSettin
 from models.diffusion.model import DiffusionModel
 from models.diffusion.predictions import noise_from_prediction
 from run_helpers import needs_alexnet_weights, run, saved_epoch, start_and_stop, steps_logged, weights
+from train_scripts.evaluate import evaluate_run
 from train_scripts.training.models import ddim
 from train_scripts.training.run_folder import RunFolder
 from train_scripts.training.runner import main
@@ -337,6 +339,17 @@ def test_log_has_the_fig7_columns_with_kid_at_its_intervals(uninterrupted):
     assert steps_logged(uninterrupted) == list(range(10, STEPS + 1, 10))
     assert all(math.isnan(k) for k in kid[0::2]) and all(np.isfinite(k) and k > 0 for k in kid[1::2])
     assert sorted(os.listdir(uninterrupted / "samples")) == ["step_0000040.png", "step_0000080.png"]
+
+
+@pytest.mark.slow
+def test_scores_saved_at_the_end_of_training_are_evaluate_pys(uninterrupted):
+    """The DDIM draws each translate call's noise from its sample seed, so an output depends on how the label maps
+    are batched: the scores a run saves when it finishes batch as evaluate.py does, and equal its (106 test images,
+    more than one batch)."""
+    saved = json.load(open(uninterrupted / "scores_test.json"))
+    row = evaluate_run(str(uninterrupted), metrics="psnr,ssim", save_images=False)
+    assert saved["n_images"] == 106
+    assert (saved["psnr"], saved["ssim"]) == pytest.approx((row["psnr"], row["ssim"]), rel=1e-6)
 
 
 @pytest.mark.slow

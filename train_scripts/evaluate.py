@@ -28,7 +28,7 @@ import re
 import sys
 
 from data.errors import I2IError
-from train_scripts.training.config import parse_inference_settings
+from train_scripts.training.config import TRANSLATE_BATCH_SIZE, parse_inference_settings
 from train_scripts.training.results import (
     COLUMNS,
     DEFAULT_RESULTS,
@@ -72,8 +72,8 @@ def evaluation_metrics(metrics, reconstructs=False):
     return metrics
 
 
-def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=16, save_images=True, cache_dir=None,
-                 inference=None, weights_path=None, n_resamples=None, interval_seed=None):
+def evaluate_run(run_dir, split="test", metrics=None, backbone=None, batch_size=TRANSLATE_BATCH_SIZE, save_images=True,
+                 cache_dir=None, inference=None, weights_path=None, n_resamples=None, interval_seed=None):
     """Translate ``split`` with the run's model and score it; returns the results row (a dict of COLUMNS).
 
     ``inference``: ``KEY=VALUE`` test-time settings (``--set``) applied to the run's config before translating.
@@ -170,7 +170,7 @@ def build_parser():
     p.add_argument("--weights", metavar="FILE",
                    help="the backbone's weight file (default backbone then: fid-inception); a copy with another "
                         "checksum is used with a warning that its scores are not comparable")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=TRANSLATE_BATCH_SIZE)
     p.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
                    help="bootstrap resamples of the images for the 95 %% intervals (0: no intervals)")
     p.add_argument("--interval-seed", type=int, default=DEFAULT_SEED, help="seed of the resampling")

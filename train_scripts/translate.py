@@ -33,11 +33,11 @@ from PIL import Image
 from data.errors import I2IError, ImageError
 from data.images import read_image
 from data.sources import resize
+from train_scripts.training.config import TRANSLATE_BATCH_SIZE
 
 log = logging.getLogger("i2i")
 
 DEFAULT_MAX_PIXELS = 50_000_000
-DEFAULT_BATCH_SIZE = 16  # evaluate.py's: a stochastic model draws the same samples for the same batches
 
 
 # ------------------------------------------------------------------------------------------ input and output
@@ -151,7 +151,7 @@ def write_outputs(batch, outputs, out_dir, keep_size):
         write_png(restore_size(output, shape) if keep_size else output, os.path.join(out_dir, output_name(path)))
 
 
-def translate_folder(model, translate, paths, out_dir, size, batch_size=DEFAULT_BATCH_SIZE, keep_size=False):
+def translate_folder(model, translate, paths, out_dir, size, batch_size=TRANSLATE_BATCH_SIZE, keep_size=False):
     """Translate ``paths`` into ``out_dir`` batch by batch with a progress bar; returns (number written, skipped
     files as ``[(path, reason)]``), each skipped file also reported on stderr as it is met."""
     import keras
@@ -191,7 +191,7 @@ def build_parser():
     p.add_argument("out_dir", help="folder for the outputs, <stem>.png each (created if missing)")
     p.add_argument("--keep-size", action="store_true",
                    help="resize each output back to its input's size (else: the run's training resolution)")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="label maps per translate call")
+    p.add_argument("--batch-size", type=int, default=TRANSLATE_BATCH_SIZE, help="label maps per translate call")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of a stochastic model's test-time noise: CVAE z, cGAN noise, test-time dropout, the "
                         "diffusion sampler (like --set sample_seed=N) (default: %(default)s, the run's own seed, as "

@@ -12,7 +12,7 @@ from data.errors import I2IError, LayoutError
 from data.pipeline import eval_dataset, to_uint8
 from data.sources import PairArrays
 from metrics.image_quality import psnr, ssim
-from train_scripts.training.config import COMMON_DEFAULTS, parse_inference_settings
+from train_scripts.training.config import COMMON_DEFAULTS, TRANSLATE_BATCH_SIZE, parse_inference_settings
 from train_scripts.training.devices import build_model, precision_policy
 from train_scripts.training.export_folder import ExportFolder, is_export
 from train_scripts.training.models.autoencoder import untrained_autoencoder
@@ -117,7 +117,7 @@ def load_export(path, inference=None, seed=None):
     return spec, config, model, folder
 
 
-def translate_split(model, pairs, batch_size=8, translate=None, reconstruct=False):
+def translate_split(model, pairs, batch_size=TRANSLATE_BATCH_SIZE, translate=None, reconstruct=False):
     """Translate every label map of ``pairs`` (``reconstruct``: every photo, for an autoencoder); returns uint8
     outputs (n, H, W, 3)."""
     translate = translate or model.translate

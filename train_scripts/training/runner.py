@@ -249,9 +249,12 @@ def main(spec, argv=None):
                     _, _, model, run = load_trained(run.path)
                     quick_scores(model, open_source(config["data"]), config, run, spec.reconstructs)
         else:
-            model, source = train(spec, config, run, verbose=args.verbose if chief else 0, strategy=strategy,
-                                  strategy_name=args.strategy, cluster=cluster)
+            _, source = train(spec, config, run, verbose=args.verbose if chief else 0, strategy=strategy,
+                              strategy_name=args.strategy, cluster=cluster)
             if chief:
+                # the saved weights, scored as evaluate.py scores them: by a model built afresh, whose test-time
+                # noise starts from its seed (the trained model's generators have drawn for validation)
+                _, _, model, run = load_trained(run.path)
                 quick_scores(model, source, config, run, spec.reconstructs)
                 print(f"done: {run.path}")
         if cluster is not None:
