@@ -159,6 +159,11 @@ def prepare_training(spec, config, run, model, train_pairs, val_pairs, replicas=
     callbacks = [
         cb.StepInfo(log_every, wall_time_offset=wall_offset, val_keys=["val_" + m.name for m in model.metrics]),
         *(spec.callbacks(config, model, val_pairs, run) if spec.callbacks else []),
+        # before the checkpoint: the states it saves include the sample grid's test-time noise (Pix2Pix's dropout at
+        # test draws from the masks' generators of training), so a resumed run draws as an uninterrupted one
+        cb.SampleGrid(run.file("samples"), sample_labels, sample_photos, lambda x: model.translate(x),
+                      every_epochs=config["sample_every"] // log_every, steps_per_epoch=log_every,
+                      inputs=sample_photos if spec.reconstructs else None),
         cb.TerminateOnNonFinite(log_every, checkpoint),
         # the log row of an interval is written before its checkpoint is committed: a kill in between resumes
         # from the previous checkpoint and drops the extra rows, never leaves a gap in log.csv
@@ -168,9 +173,6 @@ def prepare_training(spec, config, run, model, train_pairs, val_pairs, replicas=
         checkpoint,
         cb.KeepWeights(run.file("snapshots"), config.get("keep_every", 0) // log_every, log_every),
         keras.callbacks.TensorBoard(run.file("tensorboard"), write_graph=False, update_freq="epoch"),
-        cb.SampleGrid(run.file("samples"), sample_labels, sample_photos, lambda x: model.translate(x),
-                      every_epochs=config["sample_every"] // log_every, steps_per_epoch=log_every,
-                      inputs=sample_photos if spec.reconstructs else None),
         cb.LossPlot(csv_path, run.file("losses.png"), every_epochs=ckpt_epochs),
     ]
     return TrainingSession(model, train_ds, val_ds, checkpoint, budget, callbacks, val_batch, start_epoch, epochs)
