@@ -51,9 +51,9 @@ def patch_spec(spec):
     """Make ``spec.build`` build with the usual initial weights, then switch the batch-invariant draws on."""
     build = spec.build
 
-    def build_then_patch(config):
+    def build_then_patch(config, **build_args):
         batch_invariant(False)
-        model = build(config)
+        model = build(config, **build_args)
         batch_invariant(True)
         return model
 
