@@ -35,10 +35,12 @@ def recorded_command(argv, root=None):
 
     return " ".join(relative(item) for item in argv)
 
+
 # Label maps per translate call in evaluate.py, translate.py and a run's end-of-training scores. A stochastic model's
 # outputs depend on how the label maps are batched (the DDIM draws each call's noise from the same seed), so all three
 # batch alike and agree.
 TRANSLATE_BATCH_SIZE = 16
+
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 
 STRATEGIES = ("default", "mirrored", "multiworker")

@@ -159,8 +159,8 @@ def prepare_training(spec, config, run, model, train_pairs, val_pairs, replicas=
     callbacks = [
         cb.StepInfo(log_every, wall_time_offset=wall_offset, val_keys=["val_" + m.name for m in model.metrics]),
         *(spec.callbacks(config, model, val_pairs, run) if spec.callbacks else []),
-        # before the checkpoint: the states it saves include the sample grid's test-time noise (Pix2Pix's dropout at
-        # test draws from the masks' generators of training), so a resumed run draws as an uninterrupted one
+        # before the checkpoint, so that the states it saves include the grid's test-time noise (Pix2Pix's dropout at
+        # test draws its masks from the generators training draws from): a resumed run draws as an uninterrupted one
         cb.SampleGrid(run.file("samples"), sample_labels, sample_photos, lambda x: model.translate(x),
                       every_epochs=config["sample_every"] // log_every, steps_per_epoch=log_every,
                       inputs=sample_photos if spec.reconstructs else None),
