@@ -46,7 +46,7 @@ def load_data(config):
 
 
 def train(spec, config, run, verbose=1, strategy=None, strategy_name="default", cluster=None):
-    """Train (or resume) the run under ``strategy`` (default: one device); returns ``(model, source)``.
+    """Train (or resume) the run under ``strategy`` (default: one device); returns its data source.
 
     With a ``cluster`` (``--strategy multiworker``) every worker trains in
     :func:`train_scripts.training.loop.train_loop`; only the chief writes ``run``, the other workers checkpoint into a
@@ -77,7 +77,7 @@ def train(spec, config, run, verbose=1, strategy=None, strategy_name="default", 
             from train_scripts.training.loop import train_loop
             drive = functools.partial(train_loop, strategy, config=config, verbose=verbose, chief=chief)
         fit(session, config, run, verbose, strategy_name, replicas, drive, chief, cluster)
-    return model, source
+    return source
 
 
 @contextlib.contextmanager
@@ -251,8 +251,8 @@ def main(spec, argv=None):
                     _, _, model, run = load_trained(run.path)
                     quick_scores(model, open_source(config["data"]), config, run, spec.reconstructs)
         else:
-            _, source = train(spec, config, run, verbose=args.verbose if chief else 0, strategy=strategy,
-                              strategy_name=args.strategy, cluster=cluster)
+            source = train(spec, config, run, verbose=args.verbose if chief else 0, strategy=strategy,
+                           strategy_name=args.strategy, cluster=cluster)
             if chief:
                 # the saved weights, scored as evaluate.py scores them: by a model built afresh, whose test-time
                 # noise starts from its seed (the trained model's generators have drawn for validation)
