@@ -158,7 +158,8 @@ def translate_folder(model, translate, paths, out_dir, size, batch_size=TRANSLAT
 
     from train_scripts.training.inference import translate_batch
 
-    progress = keras.utils.Progbar(len(paths), unit_name="image")
+    # Keras's bar redraws itself on every update even into a file; a log gets its closing line only
+    progress = keras.utils.Progbar(len(paths), unit_name="image", verbose=1 if sys.stdout.isatty() else 2)
     written, skipped, batch = 0, [], []
     for i, path in enumerate(paths, 1):
         try:
