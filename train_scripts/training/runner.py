@@ -222,6 +222,13 @@ def fit(session, config, run, verbose=1, strategy_name="default", replicas=1, dr
         print(f"training budget of {config['budget_minutes']:g} min reached at step {steps_done}: run finished")
 
 
+def score_saved_weights(spec, run, source, config):
+    """The quick scores of the run's saved weights, as evaluate.py scores them: by a model built afresh, whose
+    test-time noise starts from its seed (a model that has trained has drawn from its generators for validation)."""
+    _, _, model, run = load_trained(run.path)
+    quick_scores(model, source, config, run, spec.reconstructs)
+
+
 def main(spec, argv=None):
     """Entry point of a train script: returns the process exit code."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -248,16 +255,12 @@ def main(spec, argv=None):
                     print_quick_scores(saved)
                 else:
                     print(f"this run already finished its {config['steps']} steps; scoring it")
-                    _, _, model, run = load_trained(run.path)
-                    quick_scores(model, open_source(config["data"]), config, run, spec.reconstructs)
+                    score_saved_weights(spec, run, open_source(config["data"]), config)
         else:
             source = train(spec, config, run, verbose=args.verbose if chief else 0, strategy=strategy,
                            strategy_name=args.strategy, cluster=cluster)
             if chief:
-                # the saved weights, scored as evaluate.py scores them: by a model built afresh, whose test-time
-                # noise starts from its seed (the trained model's generators have drawn for validation)
-                _, _, model, run = load_trained(run.path)
-                quick_scores(model, source, config, run, spec.reconstructs)
+                score_saved_weights(spec, run, source, config)
                 print(f"done: {run.path}")
         if cluster is not None:
             from train_scripts.training.loop import leave_together
